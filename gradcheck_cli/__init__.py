@@ -1,0 +1,24 @@
+"""gradcheck: cross-validate neural-network gradients across independent backends."""
+
+from __future__ import annotations
+
+from .checks import CheckOptions, Report, run_checks
+from .errors import BackendError, GradcheckError, InputError
+from .loading import load_problem, make_problem
+from .problem import Gradients, Problem
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendError",
+    "CheckOptions",
+    "GradcheckError",
+    "Gradients",
+    "InputError",
+    "Problem",
+    "Report",
+    "__version__",
+    "load_problem",
+    "make_problem",
+    "run_checks",
+]

@@ -1,0 +1,427 @@
+"""run_checks(problem, backends, options) -> Report: compute, compare, judge. Pure; no printing."""
+
+from __future__ import annotations
+
+import itertools
+import time
+import traceback as tb
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .backends.base import Backend
+from .errors import BackendError, InputError
+from .finite_diff import DEFAULT_FD_STEP, FD_MODES, FiniteDifferences, finite_differences
+from .numpy_mlp import network_loss
+from .problem import Gradients, Problem
+
+# Default tolerances by the dtype the backends compute in. An entry passes when
+# |g - ref| <= atol + rtol * |ref| + FD_ERROR_FACTOR * (estimated error of ref).
+# float64: central differences with h = 1e-6 are accurate to ~1e-9 relative on
+# smooth problems, so 1e-5 leaves a wide margin while any real mistake (a
+# factor, a transpose, a missing term) is off by far more.
+# float32: a float32 backprop through a few layers carries ~1e-6 relative
+# rounding error; 1e-3 still catches every structural mistake.
+DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
+    "float64": (1e-5, 1e-8),
+    "float32": (1e-3, 1e-5),
+}
+FD_ERROR_FACTOR = 3.0
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """How to check: tolerances (None = the dtype's default) and the finite-difference mode."""
+
+    rtol: float | None = None
+    atol: float | None = None
+    fd_mode: str = "full"
+    fd_step: float = DEFAULT_FD_STEP
+
+    def tolerances(self, dtype: str) -> tuple[float, float]:
+        """(rtol, atol) in force for backends computing in `dtype`."""
+        rtol, atol = DEFAULT_TOLERANCES[dtype]
+        return (
+            self.rtol if self.rtol is not None else rtol,
+            self.atol if self.atol is not None else atol,
+        )
+
+
+@dataclass(frozen=True)
+class ParamResult:
+    """One parameter of one backend compared with the reference."""
+
+    name: str
+    shape: tuple[int, ...]
+    norm: float
+    max_abs_err: float | None
+    max_rel_err: float | None
+    ok: bool
+    worst_index: tuple[int, ...] | None
+    hint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "norm": self.norm,
+            "max_abs_err": self.max_abs_err,
+            "max_rel_err": self.max_rel_err,
+            "ok": self.ok,
+            "worst_index": list(self.worst_index) if self.worst_index is not None else None,
+            "hint": self.hint,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class BackendResult:
+    """Everything known about one backend's run."""
+
+    name: str
+    kind: str
+    ok: bool
+    error: str | None
+    loss: float | None
+    first_weight_grad: float | None
+    params: tuple[ParamResult, ...] = ()
+    hints: tuple[str, ...] = ()
+    traceback: str | None = None
+    seconds: float = 0.0
+    gradients: Gradients | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "ok": self.ok,
+            "error": self.error,
+            "loss": self.loss,
+            "first_weight_grad": self.first_weight_grad,
+            "params": [p.to_dict() for p in self.params],
+            "hints": list(self.hints),
+            "traceback": self.traceback,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class FiniteDifferenceSummary:
+    """The finite-difference reference and how the backends fared against it."""
+
+    mode: str
+    step: float
+    checked: int
+    failed: int
+    kinks: int
+    max_rel_err: float | None
+    ok: bool
+    loss: float
+    estimates: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "mode": self.mode,
+            "step": self.step,
+            "checked": self.checked,
+            "failed": self.failed,
+            "kinks": self.kinks,
+            "max_rel_err": self.max_rel_err,
+            "ok": self.ok,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Report:
+    """The outcome of a check; `to_dict()` is the JSON report."""
+
+    ok: bool
+    problem: Problem
+    backends: tuple[BackendResult, ...]
+    agreement: dict[str, float]
+    finite_difference: FiniteDifferenceSummary | None
+    timings: dict[str, Any]
+    reference_name: str
+    reference: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    rtol: float = 0.0
+    atol: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report (schema in DESIGN.md / README)."""
+        fd = self.finite_difference
+        return {
+            "ok": self.ok,
+            "problem": self.problem.summary(),
+            "backends": [b.to_dict() for b in self.backends],
+            "agreement": dict(self.agreement),
+            "finite_difference": fd.to_dict() if fd is not None else {"mode": "off"},
+            "reference": self.reference_name,
+            "tolerances": {"rtol": self.rtol, "atol": self.atol},
+            "timings": self.timings,
+        }
+
+    def backend(self, name: str) -> BackendResult:
+        """The result of the backend called `name`."""
+        for result in self.backends:
+            if result.name == name:
+                return result
+        raise KeyError(name)
+
+    def __repr__(self) -> str:
+        verdict = "ok" if self.ok else "FAILED"
+        names = ", ".join(f"{b.name}={'ok' if b.ok else 'FAIL'}" for b in self.backends)
+        return f"<Report {verdict}: {names}; reference {self.reference_name}>"
+
+
+def relative_errors(values: np.ndarray, reference: np.ndarray, atol: float) -> np.ndarray:
+    """|v - r| / max(|v|, |r|, atol): entries near zero are measured against atol."""
+    scale = np.maximum(np.maximum(np.abs(values), np.abs(reference)), atol)
+    return np.asarray(np.abs(values - reference) / scale)
+
+
+def validate_gradients(problem: Problem, grads: Gradients) -> None:
+    """Raise BackendError when the gradients do not have the problem's shapes or are not finite."""
+    for label, arrays, params in (
+        ("DW", grads.dW, problem.weights),
+        ("DB", grads.dB, problem.biases),
+    ):
+        if arrays is None:
+            continue
+        if len(arrays) != len(params):
+            raise BackendError(f"returned {len(arrays)} arrays for {label}; expected {len(params)}")
+        for i, (g, p) in enumerate(zip(arrays, params)):
+            g = np.asarray(g)
+            if g.shape != p.shape:
+                raise BackendError(
+                    f"{label}[{i}] has shape {tuple(g.shape)}; expected {tuple(p.shape)}"
+                )
+            if g.dtype.kind not in "biuf":
+                raise BackendError(f"{label}[{i}] has dtype {g.dtype}; expected numbers")
+            if not np.isfinite(g).all():
+                index = tuple(int(k) for k in np.argwhere(~np.isfinite(g))[0])
+                raise BackendError(f"{label}[{i}]{list(index)} is {g[index]}; expected finite")
+
+
+def _run_backend(
+    backend: Backend, problem: Problem
+) -> tuple[Gradients | None, str | None, str | None, float]:
+    """Gradients or (error, traceback); the time it took."""
+    start = time.perf_counter()
+    try:
+        grads = backend.gradients(problem)
+        validate_gradients(problem, grads)
+        return grads, None, None, time.perf_counter() - start
+    except InputError:
+        raise  # a usage problem (e.g. no CUDA) stops the whole run with exit 2
+    except BackendError as exc:
+        return None, str(exc), exc.traceback, time.perf_counter() - start
+    except Exception as exc:  # a backend that raises is a finding, not a crash
+        trace = "".join(tb.format_exception(type(exc), exc, exc.__traceback__))
+        return None, f"{type(exc).__name__}: {exc}", trace, time.perf_counter() - start
+
+
+def _consensus(results: dict[str, Gradients], names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Elementwise median of the backends `names` (robust to one wrong backend among three)."""
+    by_param: dict[str, list[np.ndarray]] = {}
+    for name in names:
+        for pname, g in results[name].by_name().items():
+            by_param.setdefault(pname, []).append(np.asarray(g, dtype=np.float64))
+    return {p: np.median(np.stack(gs), axis=0) for p, gs in by_param.items()}
+
+
+def run_checks(
+    problem: Problem,
+    backends: Sequence[Backend],
+    options: CheckOptions | None = None,
+    *,
+    load_seconds: float = 0.0,
+) -> Report:
+    """Run every backend, build the reference, compare entry by entry, and judge."""
+    options = options or CheckOptions()
+    if options.fd_mode not in FD_MODES:
+        raise InputError(
+            f"unknown finite-difference mode {options.fd_mode!r}; "
+            f"choose from: {', '.join(FD_MODES)}"
+        )
+    if not backends:
+        raise InputError("no backend to check")
+    if options.fd_step <= 0:
+        raise InputError(f"--fd-step must be positive, got {options.fd_step}")
+    rtol, atol = options.tolerances(problem.dtype)
+
+    gradients: dict[str, Gradients] = {}
+    failures: dict[str, tuple[str, str | None]] = {}
+    seconds: dict[str, float] = {}
+    for backend in backends:
+        grads, error, trace, elapsed = _run_backend(backend, problem)
+        seconds[backend.name] = elapsed
+        if grads is not None:
+            gradients[backend.name] = grads
+        else:
+            failures[backend.name] = (error or "failed", trace)
+
+    fd: FiniteDifferences | None = None
+    fd_seconds = 0.0
+    if options.fd_mode != "off":
+        start = time.perf_counter()
+        fd = finite_differences(problem, options.fd_step)
+        fd_seconds = time.perf_counter() - start
+        reference = fd.estimates
+        reference_error = fd.error
+        checked = fd.checked
+        kinks = fd.kinks
+        reference_loss = fd.loss
+        reference_name = "finite differences"
+    else:
+        builtins = [b.name for b in backends if b.kind == "builtin" and b.name in gradients]
+        sources = builtins if builtins else list(gradients)
+        if len(backends) < 2:
+            raise InputError("--fd off with a single backend leaves nothing to compare it with")
+        reference = _consensus(gradients, sources) if sources else {}
+        reference_error = {n: np.zeros_like(a) for n, a in reference.items()}
+        checked = {n: np.ones(a.shape, dtype=bool) for n, a in reference.items()}
+        kinks = {n: np.zeros(a.shape, dtype=bool) for n, a in reference.items()}
+        reference_loss = network_loss(
+            problem.X,
+            problem.T,
+            problem.weights,
+            problem.biases,
+            problem.activation,
+            problem.loss,
+            problem.negative_slope,
+        )
+        reference_name = "consensus of " + (", ".join(sources) if sources else "no backend")
+
+    results = []
+    failed_entries = {
+        n: np.zeros(p.shape, dtype=bool)
+        for n, p in zip(problem.parameter_names, problem.parameters)
+    }
+    all_rel: list[float] = []
+    for backend in backends:
+        name = backend.name
+        if name in failures:
+            error, trace = failures[name]
+            results.append(
+                BackendResult(
+                    name,
+                    backend.kind,
+                    False,
+                    error,
+                    None,
+                    None,
+                    traceback=trace,
+                    seconds=seconds[name],
+                )
+            )
+            continue
+        grads = gradients[name]
+        params, hints = [], list(grads.notes)
+        for pname, g in grads.by_name().items():
+            g = np.asarray(g, dtype=np.float64)
+            ref = reference.get(pname)
+            if ref is None:
+                params.append(
+                    ParamResult(pname, g.shape, float(np.linalg.norm(g)), None, None, True, None)
+                )
+                continue
+            mask = checked[pname] & ~kinks[pname]
+            abs_err = np.abs(g - ref)
+            bad = mask & (
+                abs_err > atol + rtol * np.abs(ref) + FD_ERROR_FACTOR * reference_error[pname]
+            )
+            failed_entries[pname] |= bad
+            rel = relative_errors(g, ref, atol)
+            if mask.any():
+                masked_rel = np.where(mask, rel, -1.0)
+                worst = np.unravel_index(int(np.argmax(masked_rel)), g.shape)
+                max_abs = float(abs_err[mask].max())
+                max_rel = float(rel[mask].max())
+                all_rel.append(max_rel)
+            else:
+                worst, max_abs, max_rel = None, None, None
+            params.append(
+                ParamResult(
+                    name=pname,
+                    shape=tuple(g.shape),
+                    norm=float(np.linalg.norm(g)),
+                    max_abs_err=max_abs,
+                    max_rel_err=max_rel,
+                    ok=not bad.any(),
+                    worst_index=tuple(int(i) for i in worst) if worst is not None else None,
+                )
+            )
+        loss_ok = True
+        if grads.loss is not None and not np.isclose(
+            grads.loss, reference_loss, rtol=rtol, atol=atol
+        ):
+            loss_ok = False
+            hints.append(
+                f"loss {grads.loss:.10g} differs from the float64 reference {reference_loss:.10g}"
+            )
+        if grads.dB is None:
+            hints.append("biases were not returned; only the weights were checked")
+        ok = loss_ok and all(p.ok for p in params)
+        first = float(np.asarray(grads.dW[0]).reshape(-1)[0])
+        results.append(
+            BackendResult(
+                name,
+                backend.kind,
+                ok,
+                None,
+                grads.loss,
+                first,
+                tuple(params),
+                tuple(hints),
+                seconds=seconds[name],
+                gradients=grads,
+            )
+        )
+
+    agreement = {}
+    for a, b in itertools.combinations(gradients, 2):
+        ga, gb = gradients[a].by_name(), gradients[b].by_name()
+        common = [p for p in ga if p in gb]
+        agreement[f"{a}~{b}"] = max(
+            float(
+                relative_errors(
+                    np.asarray(ga[p], np.float64), np.asarray(gb[p], np.float64), atol
+                ).max()
+            )
+            for p in common
+        )
+
+    summary = None
+    if fd is not None:
+        failed = int(sum(int(m.sum()) for m in failed_entries.values()))
+        summary = FiniteDifferenceSummary(
+            mode=fd.mode,
+            step=fd.step,
+            checked=fd.checked_count,
+            failed=failed,
+            kinks=fd.kink_count,
+            max_rel_err=max(all_rel) if all_rel else None,
+            ok=failed == 0,
+            loss=fd.loss,
+            estimates=fd.estimates,
+        )
+    timings = {
+        "load": load_seconds,
+        "backends": seconds,
+        "finite_difference": fd_seconds,
+    }
+    return Report(
+        ok=all(r.ok for r in results),
+        problem=problem,
+        backends=tuple(results),
+        agreement=agreement,
+        finite_difference=summary,
+        timings=timings,
+        reference_name=reference_name,
+        reference=reference,
+        rtol=rtol,
+        atol=atol,
+    )

@@ -1,0 +1,213 @@
+"""The typer app: parse options, call the core, render. Errors become exit codes here, once."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .backends import BUILTIN_BACKENDS, TORCH_BACKENDS, create_backend
+from .errors import GradcheckError, InputError
+from .finite_diff import DEFAULT_FD_STEP
+from .numpy_mlp import ACTIVATIONS, DEFAULT_NEGATIVE_SLOPE, LOSSES
+
+app = typer.Typer(
+    name="gradcheck",
+    help="Cross-validate neural-network gradients: NumPy backprop, PyTorch autograd, "
+    "nn.Sequential and finite differences.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stdout = Console()
+stderr = Console(stderr=True)
+
+
+class Activation(str, Enum):
+    relu = "relu"
+    tanh = "tanh"
+    sigmoid = "sigmoid"
+    leaky_relu = "leaky-relu"
+    identity = "identity"
+
+
+class Loss(str, Enum):
+    mse = "mse"
+    sse = "sse"
+    cross_entropy = "cross-entropy"
+    bce = "bce"
+
+
+assert [a.value for a in Activation] == list(ACTIVATIONS)
+assert [a.value for a in Loss] == list(LOSSES)
+
+
+class DType(str, Enum):
+    float64 = "float64"
+    float32 = "float32"
+
+
+class FDMode(str, Enum):
+    full = "full"
+    off = "off"
+
+
+class State:
+    debug = False
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one error line on stderr and exit."""
+    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def exit_codes() -> Iterator[None]:
+    """The one place errors become exit codes: GradcheckError -> its code, anything else -> 3."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort):
+        raise
+    except GradcheckError as exc:
+        fail(str(exc), exc.exit_code)
+    except Exception as exc:  # an internal error: one line unless --debug
+        if State.debug:
+            traceback.print_exc()
+            raise typer.Exit(3) from None
+        fail(
+            f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 3
+        )
+
+
+def _version(value: bool) -> None:
+    if value:
+        stdout.print(f"gradcheck {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks of internal errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Cross-validate neural-network gradients."""
+    State.debug = debug
+
+
+@app.command()
+def run(
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help=".npz with X and T (may also hold W0.., B0..). "
+            "Default: the bundled exercise problem."
+        ),
+    ] = None,
+    params: Annotated[
+        Path | None, typer.Option(help=".npz with W0.., B0.. (overrides those in --data).")
+    ] = None,
+    backend: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--backend",
+            "-b",
+            help=f"Backend to run (repeatable): {', '.join(BUILTIN_BACKENDS)}. Default: all.",
+        ),
+    ] = None,
+    activation: Annotated[
+        Activation, typer.Option(help="Hidden-layer activation.")
+    ] = Activation.relu,
+    negative_slope: Annotated[
+        float, typer.Option(help="Slope of leaky-relu for negative inputs.")
+    ] = DEFAULT_NEGATIVE_SLOPE,
+    loss: Annotated[
+        Loss, typer.Option(help="Loss: mse = mean over all elements, sse = sum.")
+    ] = Loss.mse,
+    dtype: Annotated[
+        DType,
+        typer.Option(help="dtype the backends compute in; finite differences always use float64."),
+    ] = DType.float64,
+    device: Annotated[str, typer.Option(help="Device of the torch backends: cpu or cuda.")] = "cpu",
+    fd: Annotated[
+        FDMode,
+        typer.Option(
+            "--fd",
+            help="Finite-difference reference: full, or off (compare backends with each other).",
+        ),
+    ] = FDMode.full,
+    fd_step: Annotated[float, typer.Option(help="Central-difference step h.")] = DEFAULT_FD_STEP,
+    rtol: Annotated[
+        float | None,
+        typer.Option(help="Relative tolerance (default: 1e-5 for float64, 1e-3 for float32)."),
+    ] = None,
+    atol: Annotated[
+        float | None,
+        typer.Option(help="Absolute tolerance (default: 1e-8 for float64, 1e-5 for float32)."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON on stdout, nothing else.")
+    ] = False,
+) -> None:
+    """Compute the gradients with every backend, compare them, and exit 1 if any disagrees."""
+    from .checks import CheckOptions, run_checks
+    from .loading import load_problem
+
+    with exit_codes():
+        start = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            problem = load_problem(
+                data,
+                params,
+                activation=activation.value,
+                loss=loss.value,
+                dtype=dtype.value,
+                negative_slope=negative_slope,
+            )
+        load_seconds = time.perf_counter() - start
+        for w in caught:
+            stderr.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
+        names = backend or list(BUILTIN_BACKENDS)
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise InputError(f"backend given twice: {', '.join(twice)}")
+        backends = [
+            create_backend(n, device=device) if n in TORCH_BACKENDS else create_backend(n)
+            for n in names
+        ]
+        options = CheckOptions(rtol=rtol, atol=atol, fd_mode=fd.value, fd_step=fd_step)
+        report = run_checks(problem, backends, options, load_seconds=load_seconds)
+
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        from .report import print_report
+
+        print_report(report, stdout)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command("backends")
+def list_backends() -> None:
+    """List the available gradient backends."""
+    for name, (_, _, description) in BUILTIN_BACKENDS.items():
+        stdout.print(f"[bold]{name:<18}[/] {description}", highlight=False)

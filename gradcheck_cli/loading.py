@@ -1,0 +1,236 @@
+"""Files -> Problem. All input validation lives here; every failure is one InputError line."""
+
+from __future__ import annotations
+
+import re
+import warnings
+import zipfile
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .numpy_mlp import ACTIVATIONS, DEFAULT_NEGATIVE_SLOPE, LOSSES
+from .problem import DTYPES, Problem
+
+BUNDLED_NAME = "bundled exercise problem"
+_PARAM_KEY = re.compile(r"^([WB])(\d+)$")
+
+
+class InputWarning(UserWarning):
+    """Something odd but usable in the input (e.g. extra keys in an npz)."""
+
+
+def bundled_problem_path() -> Path:
+    """Path of the bundled 4-6-6-6-1 exercise problem."""
+    return Path(str(resources.files("gradcheck_cli") / "data" / "exercise.npz"))
+
+
+def read_npz(path: str | Path, what: str = "file") -> dict[str, np.ndarray]:
+    """Read every array of an .npz, refusing pickled (object) arrays."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what} {path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{what} {path}: is a directory, expected an .npz file")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise InputError(f"{what} {path}: is a single .npy array, expected an .npz archive")
+            return {key: archive[key] for key in archive.files}
+    except InputError:
+        raise
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+            raise InputError(
+                f"{what} {path}: holds object arrays, which would need unpickling; "
+                "save plain numeric arrays instead"
+            ) from None
+        raise InputError(f"{what} {path}: not a readable .npz file ({exc})") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise InputError(f"{what} {path}: not a valid .npz file ({exc})") from None
+
+
+def split_parameters(
+    arrays: dict[str, np.ndarray], path: str | Path
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Pull W0..Wk and B0..Bk out of `arrays`, checking that none is missing."""
+    found: dict[str, dict[int, np.ndarray]] = {"W": {}, "B": {}}
+    for key, value in arrays.items():
+        match = _PARAM_KEY.match(key)
+        if match:
+            found[match.group(1)][int(match.group(2))] = value
+    if not found["W"]:
+        raise InputError(f"{path}: no weights found (expected keys W0, W1, ... and B0, B1, ...)")
+    depth = max(found["W"]) + 1
+    for letter in ("W", "B"):
+        missing = [f"{letter}{i}" for i in range(depth) if i not in found[letter]]
+        if missing:
+            raise InputError(f"{path}: {', '.join(missing)} missing (found W0..W{depth - 1})")
+    extra_b = [f"B{i}" for i in found["B"] if i >= depth]
+    if extra_b:
+        raise InputError(f"{path}: {', '.join(extra_b)} has no matching weight W")
+    return [found["W"][i] for i in range(depth)], [found["B"][i] for i in range(depth)]
+
+
+def _numeric(name: str, value: object, where: str) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise InputError(f"{where}: {name} has dtype {array.dtype}; expected a numeric array")
+    if array.size == 0:
+        raise InputError(f"{where}: {name} is empty (shape {array.shape})")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        bad = array[index]
+        at = f"{name}[{', '.join(map(str, index))}]" if index else name
+        raise InputError(f"{where}: {at} is {bad}; all values must be finite")
+    return array
+
+
+def _as_float64(name: str, value: object, where: str) -> np.ndarray:
+    return _numeric(name, value, where).astype(np.float64)
+
+
+def _check_choice(kind: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise InputError(f"unknown {kind} {value!r}; choose from: {', '.join(choices)}")
+
+
+def make_problem(
+    X: object,
+    T: object,
+    weights: Sequence[object],
+    biases: Sequence[object],
+    *,
+    activation: str = "relu",
+    loss: str = "mse",
+    dtype: str = "float64",
+    negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
+    source: str = "arrays",
+) -> Problem:
+    """Validate arrays and options and build a Problem (values kept exactly, as float64)."""
+    _check_choice("activation", activation, ACTIVATIONS)
+    _check_choice("loss", loss, LOSSES)
+    _check_choice("dtype", dtype, DTYPES)
+    if len(weights) != len(biases):
+        raise InputError(f"{source}: {len(weights)} weight arrays but {len(biases)} bias arrays")
+    if not weights:
+        raise InputError(f"{source}: the network has no layers")
+    Xa = _as_float64("X", X, source)
+    if Xa.ndim != 2:
+        raise InputError(f"{source}: X has shape {Xa.shape}; expected 2-D (samples, features)")
+    Ws = [_as_float64(f"W{i}", w, source) for i, w in enumerate(weights)]
+    Bs = [_as_float64(f"B{i}", b, source) for i, b in enumerate(biases)]
+    features = Xa.shape[1]
+    for i, (w, b) in enumerate(zip(Ws, Bs)):
+        feeds = "X has" if i == 0 else f"W{i - 1} outputs"
+        if w.ndim != 2:
+            raise InputError(f"{source}: W{i} has shape {w.shape}; expected 2-D (in, out)")
+        if w.shape[0] != features:
+            raise InputError(
+                f"{source}: W{i} is {w.shape} but {feeds} {features} features; "
+                f"expected ({features}, ...)"
+            )
+        if b.ndim != 1 or b.shape[0] != w.shape[1]:
+            raise InputError(
+                f"{source}: B{i} has shape {b.shape}; expected ({w.shape[1]},) to match W{i}"
+            )
+        features = w.shape[1]
+    Ta = _check_targets(_numeric("T", T, source), Xa.shape[0], features, loss, source)
+    return Problem(
+        X=Xa,
+        T=Ta,
+        weights=tuple(Ws),
+        biases=tuple(Bs),
+        activation=activation,
+        loss=loss,
+        dtype=dtype,
+        negative_slope=float(negative_slope),
+        source=source,
+    )
+
+
+def _check_targets(T: np.ndarray, samples: int, outputs: int, loss: str, source: str) -> np.ndarray:
+    """T in the shape and type the loss needs."""
+    if T.shape[0] != samples:
+        raise InputError(f"{source}: X has {samples} rows but T has {T.shape[0]}")
+    if loss == "cross-entropy":
+        if T.ndim == 1:
+            if T.dtype.kind == "f" and not np.all(np.round(T) == T):
+                raise InputError(f"{source}: cross-entropy labels T must be whole numbers")
+            labels = T.astype(np.int64)
+            bad = np.flatnonzero((labels < 0) | (labels >= outputs))
+            if bad.size:
+                raise InputError(
+                    f"{source}: T[{bad[0]}] = {labels[bad[0]]} is not a class label in "
+                    f"0..{outputs - 1} (the network has {outputs} outputs)"
+                )
+            return labels
+        if T.shape != (samples, outputs):
+            raise InputError(
+                f"{source}: T has shape {T.shape}; cross-entropy expects labels ({samples},) "
+                f"or class probabilities ({samples}, {outputs})"
+            )
+        Tf = T.astype(np.float64)
+        if (Tf < 0).any() or not np.allclose(Tf.sum(axis=1), 1.0, atol=1e-6):
+            raise InputError(f"{source}: class probabilities T must be >= 0 with rows summing to 1")
+        return Tf
+    Tf = T.astype(np.float64)
+    if Tf.ndim == 1 and outputs == 1:
+        Tf = Tf.reshape(-1, 1)  # (N,) against (N, 1) would broadcast to (N, N): reshape instead
+    if Tf.shape != (samples, outputs):
+        raise InputError(
+            f"{source}: T has shape {T.shape} but the network outputs ({samples}, {outputs})"
+        )
+    if loss == "bce" and ((Tf < 0) | (Tf > 1)).any():
+        raise InputError(f"{source}: bce targets T must lie in [0, 1]")
+    return Tf
+
+
+def load_problem(
+    data: str | Path | None = None,
+    params: str | Path | None = None,
+    *,
+    activation: str = "relu",
+    loss: str = "mse",
+    dtype: str = "float64",
+    negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
+) -> Problem:
+    """Load a Problem from --data / --params files (default: the bundled exercise problem)."""
+    data_path = Path(data) if data is not None else bundled_problem_path()
+    arrays = read_npz(data_path, "data file")
+    for key in ("X", "T"):
+        if key not in arrays:
+            raise InputError(f"data file {data_path}: key {key} missing (keys: {sorted(arrays)})")
+    source = BUNDLED_NAME if data is None else str(data_path)
+    if params is not None:
+        param_arrays = read_npz(params, "params file")
+        weights, biases = split_parameters(param_arrays, params)
+        _warn_extra(param_arrays, set(), params)
+        source = f"{source} + {params}"
+    else:
+        if not any(_PARAM_KEY.match(k) for k in arrays):
+            raise InputError(
+                f"data file {data_path}: holds no W0.., B0..; give the parameters with --params"
+            )
+        weights, biases = split_parameters(arrays, data_path)
+    _warn_extra(arrays, {"X", "T"}, data_path)
+    return make_problem(
+        arrays["X"],
+        arrays["T"],
+        weights,
+        biases,
+        activation=activation,
+        loss=loss,
+        dtype=dtype,
+        negative_slope=negative_slope,
+        source=source,
+    )
+
+
+def _warn_extra(arrays: dict[str, np.ndarray], allowed: set[str], path: str | Path) -> None:
+    extra = sorted(k for k in arrays if k not in allowed and not _PARAM_KEY.match(k))
+    if extra:
+        warnings.warn(f"{path}: ignoring extra keys {', '.join(extra)}", InputWarning, stacklevel=3)

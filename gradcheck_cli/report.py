@@ -1,0 +1,188 @@
+"""Rich rendering of a Report: tables, hints, verdicts. No computation happens here."""
+
+from __future__ import annotations
+
+import numpy as np
+from rich import box
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from .checks import BackendResult, Report
+
+
+def _num(value: float | None, fmt: str = ".1e") -> str:
+    return "—" if value is None else format(value, fmt)
+
+
+def _err_style(value: float | None, ok: bool) -> str:
+    if value is None:
+        return "dim"
+    return "green" if ok else "bold red"
+
+
+def _backend_max(result: BackendResult, attr: str) -> float | None:
+    values = [getattr(p, attr) for p in result.params if getattr(p, attr) is not None]
+    return max(values) if values else None
+
+
+def _overall_norm(arrays: list[np.ndarray]) -> float:
+    return float(np.sqrt(sum(float(np.sum(np.square(a))) for a in arrays)))
+
+
+def summary_table(report: Report) -> Table:
+    """One row per backend plus one for the reference."""
+    table = Table(
+        title=f"Gradient check · {_problem_line(report)}",
+        title_justify="left",
+        caption=f"errors: max over entries against {report.reference_name}",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("backend", style="bold", no_wrap=True)
+    table.add_column("loss", justify="right", no_wrap=True)
+    table.add_column("dE/dW0[0,0]", justify="right", no_wrap=True)
+    table.add_column("‖∇‖", justify="right", no_wrap=True)
+    table.add_column("abs err", justify="right", no_wrap=True)
+    table.add_column("rel err", justify="right", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    for result in report.backends:
+        if result.error is not None:
+            table.add_row(result.name, "—", "—", "—", "—", "—", Text("FAILED (raised)", "bold red"))
+            continue
+        grads = result.gradients
+        norm = _overall_norm(list(grads.by_name().values())) if grads is not None else None
+        max_abs = _backend_max(result, "max_abs_err")
+        max_rel = _backend_max(result, "max_rel_err")
+        verdict = Text("ok", "bold green") if result.ok else Text("FAILED", "bold red")
+        table.add_row(
+            result.name,
+            _num(result.loss, ".7g"),
+            _num(result.first_weight_grad, ".7g"),
+            _num(norm, ".4g"),
+            Text(_num(max_abs), _err_style(max_abs, result.ok)),
+            Text(_num(max_rel), _err_style(max_rel, result.ok)),
+            verdict,
+        )
+    fd = report.finite_difference
+    if fd is not None:
+        w0 = fd.estimates.get("W0")
+        table.add_row(
+            Text("finite diff.", style="cyan"),
+            _num(fd.loss, ".7g"),
+            _num(float(w0.reshape(-1)[0]) if w0 is not None else None, ".7g"),
+            _num(_overall_norm(list(fd.estimates.values())), ".4g"),
+            "",
+            "",
+            Text("reference", style="cyan"),
+        )
+    return table
+
+
+def parameter_table(report: Report) -> Table:
+    """Per parameter: shape, reference norm, and each backend's max relative error."""
+    table = Table(
+        title="Max relative error per parameter",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("param", style="bold")
+    table.add_column("shape")
+    table.add_column("‖ref‖", justify="right")
+    shown = [r for r in report.backends if r.error is None]
+    for result in shown:
+        table.add_column(result.name, justify="right")
+    for name in report.problem.parameter_names:
+        ref = report.reference.get(name)
+        shape = "×".join(str(s) for s in ref.shape) if ref is not None else ""
+        cells: list[Text | str] = [
+            name,
+            shape,
+            _num(float(np.linalg.norm(ref)) if ref is not None else None, ".4g"),
+        ]
+        for result in shown:
+            param = next((p for p in result.params if p.name == name), None)
+            if param is None:
+                cells.append(Text("not returned", "dim"))
+            else:
+                mark = "" if param.ok else " ✗"
+                cells.append(
+                    Text(
+                        _num(param.max_rel_err, ".1e") + mark,
+                        _err_style(param.max_rel_err, param.ok),
+                    )
+                )
+        table.add_row(*cells)
+    return table
+
+
+def _problem_line(report: Report) -> str:
+    p = report.problem
+    arch = "-".join(str(n) for n in p.layers)
+    return (
+        f"{arch} {p.activation} MLP · {p.samples} samples · {p.loss} · {p.dtype} · "
+        f"{p.parameter_count} parameters"
+    )
+
+
+def findings(report: Report) -> list[Text]:
+    """Errors, tracebacks and hints, one block per backend that has any."""
+    lines: list[Text] = []
+    for result in report.backends:
+        if result.error is not None:
+            lines.append(Text.assemble((f"✗ {result.name}: ", "bold red"), result.error))
+            if result.traceback:
+                lines.append(Text(result.traceback.rstrip(), style="dim"))
+        for param in result.params:
+            if not param.ok:
+                where = (
+                    f"[{', '.join(map(str, param.worst_index))}]"
+                    if param.worst_index is not None
+                    else ""
+                )
+                text = Text.assemble(
+                    (f"✗ {result.name} {param.name}: ", "bold red"),
+                    f"worst entry {param.name}{where}, rel err {_num(param.max_rel_err, '.2e')}",
+                )
+                if param.hint:
+                    text.append(f" — {param.hint}", style="yellow")
+                lines.append(text)
+        for hint in result.hints:
+            lines.append(Text.assemble((f"• {result.name}: ", "yellow"), hint))
+    return lines
+
+
+def summary_line(report: Report) -> Text:
+    """The one-line verdict."""
+    n = len(report.backends)
+    failed = [r.name for r in report.backends if not r.ok]
+    agreement = max(report.agreement.values()) if report.agreement else None
+    cross = f"; backends agree to {agreement:.1e}" if agreement is not None and not failed else ""
+    fd = report.finite_difference
+    ref = f"{report.reference_name}"
+    if fd is not None:
+        kinks = f", {fd.kinks} at kinks" if fd.kinks else ""
+        ref += f" ({fd.checked} entries checked{kinks}, max rel err {_num(fd.max_rel_err)})"
+    if not failed:
+        return Text(f"✓ all {n} backends agree with {ref}{cross}", style="bold green")
+    return Text(
+        f"✗ {len(failed)} of {n} backends failed: {', '.join(failed)} (reference: {ref})",
+        style="bold red",
+    )
+
+
+def render(report: Report) -> Group:
+    """The full human report as one renderable."""
+    parts: list[Table | Text] = [summary_table(report), parameter_table(report)]
+    parts.extend(findings(report))
+    parts.append(summary_line(report))
+    return Group(*parts)
+
+
+def print_report(report: Report, console: Console) -> None:
+    """Print the full human report."""
+    console.print(render(report))

@@ -1,0 +1,157 @@
+"""run_checks: verdicts, references, agreement and the report's JSON form."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gradcheck_cli.backends import backend_names, create_backend
+from gradcheck_cli.backends.base import Backend
+from gradcheck_cli.backends.numpy_backprop import NumpyBackprop
+from gradcheck_cli.checks import CheckOptions, run_checks
+from gradcheck_cli.errors import InputError
+from gradcheck_cli.problem import Gradients, Problem
+
+
+class ScaledBackend(Backend):
+    """The NumPy backend with one parameter's gradient scaled: a deliberate mistake."""
+
+    name = "scaled"
+
+    def __init__(self, param: str = "W1", factor: float = 2.0) -> None:
+        self.param, self.factor = param, factor
+
+    def gradients(self, problem: Problem) -> Gradients:
+        g = NumpyBackprop().gradients(problem)
+        dW, dB = list(g.dW), list(g.dB or ())
+        target = dW if self.param[0] == "W" else dB
+        target[int(self.param[1:])] = target[int(self.param[1:])] * self.factor
+        return Gradients(g.loss, tuple(dW), tuple(dB))
+
+
+class RaisingBackend(Backend):
+    name = "raising"
+
+    def gradients(self, problem: Problem) -> Gradients:
+        raise ZeroDivisionError("boom")
+
+
+class WrongShapeBackend(Backend):
+    name = "wrong-shape"
+
+    def gradients(self, problem: Problem) -> Gradients:
+        g = NumpyBackprop().gradients(problem)
+        return Gradients(g.loss, (g.dW[0].T, *g.dW[1:]), g.dB)
+
+
+def builtins() -> list[Backend]:
+    return [create_backend(n) for n in backend_names()]
+
+
+def test_builtins_pass_on_exercise_problem(exercise_problem):
+    report = run_checks(exercise_problem, builtins())
+    assert report.ok
+    assert report.finite_difference is not None
+    assert report.finite_difference.checked == exercise_problem.parameter_count == 121
+    assert all(r.ok and r.error is None for r in report.backends)
+    # Cross-backend differences are at float64 rounding level.
+    assert max(report.agreement.values()) < 1e-12
+    assert set(report.agreement) == {
+        "numpy~torch-functional",
+        "numpy~torch-sequential",
+        "torch-functional~torch-sequential",
+    }
+
+
+def test_a_wrong_gradient_fails_and_names_the_parameter(exercise_problem):
+    report = run_checks(exercise_problem, [*builtins(), ScaledBackend("W1", 2.0)])
+    assert not report.ok
+    wrong = report.backend("scaled")
+    assert not wrong.ok
+    assert [p.name for p in wrong.params if not p.ok] == ["W1"]
+    assert all(r.ok for r in report.backends if r.name != "scaled")
+    assert report.finite_difference is not None and report.finite_difference.failed > 0
+
+
+def test_a_small_error_in_a_bias_still_fails(exercise_problem):
+    report = run_checks(exercise_problem, [ScaledBackend("B3", 1.001)])
+    assert not report.ok
+    assert [p.name for p in report.backend("scaled").params if not p.ok] == ["B3"]
+
+
+def test_raising_backend_is_reported_and_others_still_run(exercise_problem):
+    report = run_checks(exercise_problem, [RaisingBackend(), create_backend("numpy")])
+    failed = report.backend("raising")
+    assert not failed.ok and failed.error == "ZeroDivisionError: boom"
+    assert failed.traceback is not None and "ZeroDivisionError" in failed.traceback
+    assert report.backend("numpy").ok
+    assert not report.ok
+
+
+def test_wrong_shape_is_a_precise_failure(exercise_problem):
+    report = run_checks(exercise_problem, [WrongShapeBackend()])
+    assert report.backend("wrong-shape").error == "DW[0] has shape (6, 4); expected (4, 6)"
+
+
+def test_fd_off_uses_consensus_and_outvotes_one_wrong_backend(exercise_problem):
+    report = run_checks(
+        exercise_problem,
+        [create_backend("numpy"), create_backend("torch-functional"), ScaledBackend("W0", -1.0)],
+        CheckOptions(fd_mode="off"),
+    )
+    assert report.finite_difference is None
+    assert report.reference_name.startswith("consensus of")
+    assert report.backend("numpy").ok and report.backend("torch-functional").ok
+    assert not report.backend("scaled").ok
+    assert report.to_dict()["finite_difference"] == {"mode": "off"}
+
+
+def test_fd_off_with_one_backend_is_a_usage_error(exercise_problem):
+    with pytest.raises(InputError, match="nothing to compare"):
+        run_checks(exercise_problem, [create_backend("numpy")], CheckOptions(fd_mode="off"))
+
+
+def test_json_has_every_design_key(exercise_problem):
+    d = run_checks(exercise_problem, builtins()).to_dict()
+    assert {"ok", "problem", "backends", "agreement", "finite_difference", "timings"} <= set(d)
+    assert d["problem"] == {
+        "layers": [4, 6, 6, 6, 1],
+        "samples": 20,
+        "activation": "relu",
+        "loss": "mse",
+        "dtype": "float64",
+        "parameters": 121,
+    }
+    b = d["backends"][0]
+    assert {"name", "kind", "ok", "error", "loss", "first_weight_grad", "params", "hints"} <= set(b)
+    p = b["params"][0]
+    assert set(p) == {
+        "name",
+        "shape",
+        "norm",
+        "max_abs_err",
+        "max_rel_err",
+        "ok",
+        "worst_index",
+        "hint",
+    }
+    assert set(d["finite_difference"]) >= {
+        "mode",
+        "step",
+        "checked",
+        "failed",
+        "kinks",
+        "max_rel_err",
+        "ok",
+    }
+    assert set(d["timings"]) == {"load", "backends", "finite_difference"}
+
+
+def test_first_weight_grad_is_dE_dW0_00(exercise_problem):
+    report = run_checks(exercise_problem, [create_backend("numpy")])
+    fd = report.finite_difference
+    assert fd is not None
+    assert report.backend("numpy").first_weight_grad == pytest.approx(
+        float(fd.estimates["W0"][0, 0]), rel=1e-6
+    )
+    assert np.isfinite(report.backend("numpy").loss)
