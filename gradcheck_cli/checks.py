@@ -232,6 +232,152 @@ def _consensus(results: dict[str, Gradients], names: Sequence[str]) -> dict[str,
     return {p: np.median(np.stack(gs), axis=0) for p, gs in by_param.items()}
 
 
+@dataclass(frozen=True, eq=False)
+class Reference:
+    """What the backends are judged against: estimates per parameter and how far to trust them."""
+
+    name: str
+    estimates: dict[str, np.ndarray]
+    error: dict[str, np.ndarray]  # estimated absolute error of each estimate
+    checked: dict[str, np.ndarray]  # entries that have an estimate
+    kinks: dict[str, np.ndarray]  # entries whose estimate crossed an activation kink
+    loss: float
+    fd: FiniteDifferences | None = None
+    seconds: float = 0.0
+
+
+def build_reference(
+    problem: Problem,
+    gradients: dict[str, Gradients],
+    backends: Sequence[Backend],
+    options: CheckOptions,
+) -> Reference:
+    """Finite differences, or with --fd off the consensus of the built-in backends."""
+    if options.fd_mode != "off":
+        start = time.perf_counter()
+        fd = finite_differences(problem, options.fd_step)
+        return Reference(
+            name="finite differences",
+            estimates=fd.estimates,
+            error=fd.error,
+            checked=fd.checked,
+            kinks=fd.kinks,
+            loss=fd.loss,
+            fd=fd,
+            seconds=time.perf_counter() - start,
+        )
+    if len(backends) < 2:
+        raise InputError("--fd off with a single backend leaves nothing to compare it with")
+    builtins = [b.name for b in backends if b.kind == "builtin" and b.name in gradients]
+    sources = builtins or list(gradients)
+    estimates = _consensus(gradients, sources) if sources else {}
+    loss = network_loss(
+        problem.X,
+        problem.T,
+        problem.weights,
+        problem.biases,
+        problem.activation,
+        problem.loss,
+        problem.negative_slope,
+    )
+    return Reference(
+        name="consensus of " + (", ".join(sources) if sources else "no backend"),
+        estimates=estimates,
+        error={n: np.zeros_like(a) for n, a in estimates.items()},
+        checked={n: np.ones(a.shape, dtype=bool) for n, a in estimates.items()},
+        kinks={n: np.zeros(a.shape, dtype=bool) for n, a in estimates.items()},
+        loss=loss,
+    )
+
+
+def compare_parameter(
+    name: str, g: np.ndarray, reference: Reference, rtol: float, atol: float
+) -> tuple[ParamResult, np.ndarray]:
+    """Judge one gradient array entry by entry; also return the mask of failing entries."""
+    g = np.asarray(g, dtype=np.float64)
+    ref = reference.estimates.get(name)
+    norm = float(np.linalg.norm(g))
+    if ref is None:
+        return ParamResult(name, g.shape, norm, None, None, True, None), np.zeros(g.shape, bool)
+    mask = reference.checked[name] & ~reference.kinks[name]
+    abs_err = np.abs(g - ref)
+    allowed = atol + rtol * np.abs(ref) + FD_ERROR_FACTOR * reference.error[name]
+    bad = mask & (abs_err > allowed)
+    worst: tuple[int, ...] | None = None
+    max_abs = max_rel = None
+    if mask.any():
+        rel = relative_errors(g, ref, atol)
+        flat = int(np.argmax(np.where(mask, rel, -1.0)))
+        worst = tuple(int(i) for i in np.unravel_index(flat, g.shape))
+        max_abs = float(abs_err[mask].max())
+        max_rel = float(rel[mask].max())
+    result = ParamResult(
+        name=name,
+        shape=tuple(g.shape),
+        norm=norm,
+        max_abs_err=max_abs,
+        max_rel_err=max_rel,
+        ok=not bad.any(),
+        worst_index=worst,
+    )
+    return result, bad
+
+
+def judge_backend(
+    backend: Backend,
+    grads: Gradients,
+    reference: Reference,
+    rtol: float,
+    atol: float,
+    seconds: float,
+) -> tuple[BackendResult, dict[str, np.ndarray]]:
+    """Compare every parameter and the loss of one backend; return its result and failed entries."""
+    params, failed = [], {}
+    hints = list(grads.notes)
+    for pname, g in grads.by_name().items():
+        param, failed[pname] = compare_parameter(pname, g, reference, rtol, atol)
+        params.append(param)
+    loss_ok = grads.loss is None or bool(
+        np.isclose(grads.loss, reference.loss, rtol=rtol, atol=atol)
+    )
+    if not loss_ok:
+        hints.append(
+            f"loss {grads.loss:.10g} differs from the float64 reference {reference.loss:.10g}"
+        )
+    if grads.dB is None:
+        hints.append("biases were not returned; only the weights were checked")
+    result = BackendResult(
+        name=backend.name,
+        kind=backend.kind,
+        ok=loss_ok and all(p.ok for p in params),
+        error=None,
+        loss=grads.loss,
+        first_weight_grad=float(np.asarray(grads.dW[0]).reshape(-1)[0]),
+        params=tuple(params),
+        hints=tuple(hints),
+        seconds=seconds,
+        gradients=grads,
+    )
+    return result, failed
+
+
+def pairwise_agreement(gradients: dict[str, Gradients], atol: float) -> dict[str, float]:
+    """Max relative difference between every pair of backends, over the parameters both return."""
+    agreement = {}
+    for a, b in itertools.combinations(gradients, 2):
+        ga, gb = gradients[a].by_name(), gradients[b].by_name()
+        agreement[f"{a}~{b}"] = max(
+            float(
+                relative_errors(
+                    np.asarray(ga[p], np.float64), np.asarray(gb[p], np.float64), atol
+                ).max()
+            )
+            for p in ga
+            if p in gb
+        )
+    return agreement
+
+
 def run_checks(
     problem: Problem,
     backends: Sequence[Backend],
@@ -253,175 +399,70 @@ def run_checks(
     rtol, atol = options.tolerances(problem.dtype)
 
     gradients: dict[str, Gradients] = {}
-    failures: dict[str, tuple[str, str | None]] = {}
+    outcomes: dict[str, tuple[str, str | None]] = {}
     seconds: dict[str, float] = {}
     for backend in backends:
-        grads, error, trace, elapsed = _run_backend(backend, problem)
-        seconds[backend.name] = elapsed
+        grads, error, trace, seconds[backend.name] = _run_backend(backend, problem)
         if grads is not None:
             gradients[backend.name] = grads
         else:
-            failures[backend.name] = (error or "failed", trace)
+            outcomes[backend.name] = (error or "failed", trace)
 
-    fd: FiniteDifferences | None = None
-    fd_seconds = 0.0
-    if options.fd_mode != "off":
-        start = time.perf_counter()
-        fd = finite_differences(problem, options.fd_step)
-        fd_seconds = time.perf_counter() - start
-        reference = fd.estimates
-        reference_error = fd.error
-        checked = fd.checked
-        kinks = fd.kinks
-        reference_loss = fd.loss
-        reference_name = "finite differences"
-    else:
-        builtins = [b.name for b in backends if b.kind == "builtin" and b.name in gradients]
-        sources = builtins if builtins else list(gradients)
-        if len(backends) < 2:
-            raise InputError("--fd off with a single backend leaves nothing to compare it with")
-        reference = _consensus(gradients, sources) if sources else {}
-        reference_error = {n: np.zeros_like(a) for n, a in reference.items()}
-        checked = {n: np.ones(a.shape, dtype=bool) for n, a in reference.items()}
-        kinks = {n: np.zeros(a.shape, dtype=bool) for n, a in reference.items()}
-        reference_loss = network_loss(
-            problem.X,
-            problem.T,
-            problem.weights,
-            problem.biases,
-            problem.activation,
-            problem.loss,
-            problem.negative_slope,
-        )
-        reference_name = "consensus of " + (", ".join(sources) if sources else "no backend")
+    reference = build_reference(problem, gradients, backends, options)
 
     results = []
     failed_entries = {
         n: np.zeros(p.shape, dtype=bool)
         for n, p in zip(problem.parameter_names, problem.parameters)
     }
-    all_rel: list[float] = []
     for backend in backends:
-        name = backend.name
-        if name in failures:
-            error, trace = failures[name]
+        if backend.name in outcomes:
+            error, trace = outcomes[backend.name]
             results.append(
                 BackendResult(
-                    name,
+                    backend.name,
                     backend.kind,
                     False,
                     error,
                     None,
                     None,
                     traceback=trace,
-                    seconds=seconds[name],
+                    seconds=seconds[backend.name],
                 )
             )
             continue
-        grads = gradients[name]
-        params, hints = [], list(grads.notes)
-        for pname, g in grads.by_name().items():
-            g = np.asarray(g, dtype=np.float64)
-            ref = reference.get(pname)
-            if ref is None:
-                params.append(
-                    ParamResult(pname, g.shape, float(np.linalg.norm(g)), None, None, True, None)
-                )
-                continue
-            mask = checked[pname] & ~kinks[pname]
-            abs_err = np.abs(g - ref)
-            bad = mask & (
-                abs_err > atol + rtol * np.abs(ref) + FD_ERROR_FACTOR * reference_error[pname]
-            )
-            failed_entries[pname] |= bad
-            rel = relative_errors(g, ref, atol)
-            if mask.any():
-                masked_rel = np.where(mask, rel, -1.0)
-                worst = np.unravel_index(int(np.argmax(masked_rel)), g.shape)
-                max_abs = float(abs_err[mask].max())
-                max_rel = float(rel[mask].max())
-                all_rel.append(max_rel)
-            else:
-                worst, max_abs, max_rel = None, None, None
-            params.append(
-                ParamResult(
-                    name=pname,
-                    shape=tuple(g.shape),
-                    norm=float(np.linalg.norm(g)),
-                    max_abs_err=max_abs,
-                    max_rel_err=max_rel,
-                    ok=not bad.any(),
-                    worst_index=tuple(int(i) for i in worst) if worst is not None else None,
-                )
-            )
-        loss_ok = True
-        if grads.loss is not None and not np.isclose(
-            grads.loss, reference_loss, rtol=rtol, atol=atol
-        ):
-            loss_ok = False
-            hints.append(
-                f"loss {grads.loss:.10g} differs from the float64 reference {reference_loss:.10g}"
-            )
-        if grads.dB is None:
-            hints.append("biases were not returned; only the weights were checked")
-        ok = loss_ok and all(p.ok for p in params)
-        first = float(np.asarray(grads.dW[0]).reshape(-1)[0])
-        results.append(
-            BackendResult(
-                name,
-                backend.kind,
-                ok,
-                None,
-                grads.loss,
-                first,
-                tuple(params),
-                tuple(hints),
-                seconds=seconds[name],
-                gradients=grads,
-            )
+        result, failed = judge_backend(
+            backend, gradients[backend.name], reference, rtol, atol, seconds[backend.name]
         )
-
-    agreement = {}
-    for a, b in itertools.combinations(gradients, 2):
-        ga, gb = gradients[a].by_name(), gradients[b].by_name()
-        common = [p for p in ga if p in gb]
-        agreement[f"{a}~{b}"] = max(
-            float(
-                relative_errors(
-                    np.asarray(ga[p], np.float64), np.asarray(gb[p], np.float64), atol
-                ).max()
-            )
-            for p in common
-        )
+        results.append(result)
+        for pname, mask in failed.items():
+            failed_entries[pname] |= mask
 
     summary = None
+    fd = reference.fd
     if fd is not None:
-        failed = int(sum(int(m.sum()) for m in failed_entries.values()))
+        failed_count = int(sum(int(m.sum()) for m in failed_entries.values()))
+        rels = [p.max_rel_err for r in results for p in r.params if p.max_rel_err is not None]
         summary = FiniteDifferenceSummary(
             mode=fd.mode,
             step=fd.step,
             checked=fd.checked_count,
-            failed=failed,
+            failed=failed_count,
             kinks=fd.kink_count,
-            max_rel_err=max(all_rel) if all_rel else None,
-            ok=failed == 0,
+            max_rel_err=max(rels) if rels else None,
+            ok=failed_count == 0,
             loss=fd.loss,
             estimates=fd.estimates,
         )
-    timings = {
-        "load": load_seconds,
-        "backends": seconds,
-        "finite_difference": fd_seconds,
-    }
     return Report(
         ok=all(r.ok for r in results),
         problem=problem,
         backends=tuple(results),
-        agreement=agreement,
+        agreement=pairwise_agreement(gradients, atol),
         finite_difference=summary,
-        timings=timings,
-        reference_name=reference_name,
-        reference=reference,
+        timings={"load": load_seconds, "backends": seconds, "finite_difference": reference.seconds},
+        reference_name=reference.name,
+        reference=reference.estimates,
         rtol=rtol,
         atol=atol,
     )
