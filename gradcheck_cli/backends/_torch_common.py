@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -14,13 +15,19 @@ TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 def resolve_device(device: str) -> torch.device:
-    """A torch device, or a clear InputError when it is not available here."""
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was requested but no CUDA GPU is available to torch")
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise InputError(f"unknown torch device {device!r}: {exc}") from None
+    """A torch device (cpu, cuda or cuda:N), or a clear InputError when it is not available here."""
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise InputError(f"unknown device {device!r}; choose cpu, cuda or cuda:N")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError(
+                f"--device {device} was requested but no CUDA GPU is available to torch"
+            )
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            count = torch.cuda.device_count()
+            raise InputError(f"--device {device}: this machine has {count} CUDA device(s)")
+    return torch.device(device)
 
 
 def tensor(

@@ -66,3 +66,24 @@ def test_cuda_without_gpu_is_input_error(name, exercise_problem):
         pytest.skip("a GPU is present")
     with pytest.raises(InputError, match="no CUDA GPU"):
         create_backend(name, device="cuda").gradients(exercise_problem)
+
+
+def test_unknown_device_is_input_error(exercise_problem):
+    with pytest.raises(InputError, match="unknown device 'tpu'; choose cpu, cuda or cuda:N"):
+        create_backend("torch-functional", device="tpu").gradients(exercise_problem)
+
+
+@pytest.mark.parametrize("name", ["torch-functional", "torch-sequential"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_cuda_matches_cpu_when_a_gpu_is_present(name, dtype, exercise_problem):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU on this machine")
+    problem = exercise_problem.with_dtype(dtype)
+    cpu = create_backend(name).gradients(problem)
+    gpu = create_backend(name, device="cuda").gradients(problem)
+    rtol = 1e-10 if dtype == "float64" else 1e-4
+    for a, b in zip([*cpu.dW, *(cpu.dB or ())], [*gpu.dW, *(gpu.dB or ())]):
+        assert b.dtype == a.dtype
+        np.testing.assert_allclose(b, a, rtol=rtol, atol=1e-7)
