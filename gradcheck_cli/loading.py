@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import re
 import warnings
-import zipfile
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .errors import InputError
+from .formats import (
+    CSV_SUFFIXES,
+    TORCH_SUFFIXES,
+    one_line,
+    read_csv,
+    read_npz,
+    read_state_dict,
+    read_utils,
+)
 from .numpy_mlp import ACTIVATIONS, DEFAULT_NEGATIVE_SLOPE, LOSSES
 from .problem import DTYPES, Problem
 
 BUNDLED_NAME = "bundled exercise problem"
-_PARAM_KEY = re.compile(r"^([WB])(\d+)$")
+_PARAM_KEY = re.compile(r"^([WB])(0|[1-9]\d*)$")  # no leading zeros: W01 would shadow W1
 
 
 class InputWarning(UserWarning):
@@ -26,31 +35,6 @@ class InputWarning(UserWarning):
 def bundled_problem_path() -> Path:
     """Path of the bundled 4-6-6-6-1 exercise problem."""
     return Path(str(resources.files("gradcheck_cli") / "data" / "exercise.npz"))
-
-
-def read_npz(path: str | Path, what: str = "file") -> dict[str, np.ndarray]:
-    """Read every array of an .npz, refusing pickled (object) arrays."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{what} {path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{what} {path}: is a directory, expected an .npz file")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise InputError(f"{what} {path}: is a single .npy array, expected an .npz archive")
-            return {key: archive[key] for key in archive.files}
-    except InputError:
-        raise
-    except ValueError as exc:
-        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
-            raise InputError(
-                f"{what} {path}: holds object arrays, which would need unpickling; "
-                "save plain numeric arrays instead"
-            ) from None
-        raise InputError(f"{what} {path}: not a readable .npz file ({exc})") from None
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise InputError(f"{what} {path}: not a valid .npz file ({exc})") from None
 
 
 def split_parameters(
@@ -75,8 +59,21 @@ def split_parameters(
     return [found["W"][i] for i in range(depth)], [found["B"][i] for i in range(depth)]
 
 
+def _to_array(name: str, value: object, where: str) -> np.ndarray:
+    """`value` as an ndarray; torch tensors (even with requires_grad) widen exactly to float64."""
+    if hasattr(value, "detach") and hasattr(value, "is_floating_point"):  # a torch.Tensor
+        tensor: Any = value.detach().cpu()
+        value = (tensor.double() if tensor.is_floating_point() else tensor).numpy()
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError, RuntimeError) as exc:  # ragged nested lists and the like
+        raise InputError(
+            f"{where}: {name} is not a rectangular numeric array ({one_line(exc)})"
+        ) from None
+
+
 def _numeric(name: str, value: object, where: str) -> np.ndarray:
-    array = np.asarray(value)
+    array = _to_array(name, value, where)
     if array.dtype.kind not in "biuf":
         raise InputError(f"{where}: {name} has dtype {array.dtype}; expected a numeric array")
     if array.size == 0:
@@ -154,6 +151,10 @@ def make_problem(
 
 def _check_targets(T: np.ndarray, samples: int, outputs: int, loss: str, source: str) -> np.ndarray:
     """T in the shape and type the loss needs."""
+    if T.ndim == 0 or T.ndim > 2:
+        raise InputError(
+            f"{source}: T has shape {T.shape}; expected ({samples}, {outputs}) or ({samples},)"
+        )
     if T.shape[0] != samples:
         raise InputError(f"{source}: X has {samples} rows but T has {T.shape[0]}")
     if loss == "cross-entropy":
@@ -193,41 +194,64 @@ def load_problem(
     data: str | Path | None = None,
     params: str | Path | None = None,
     *,
+    utils: str | Path | None = None,
     activation: str = "relu",
     loss: str = "mse",
     dtype: str = "float64",
     negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
 ) -> Problem:
-    """Load a Problem from --data / --params files (default: the bundled exercise problem)."""
+    """Load a Problem from --data / --params files or a --utils file (default: the bundled one).
+
+    --data: .npz with X, T (and maybe W0.., B0..) or .csv with X and T columns;
+    --params: .npz with W0.., B0.. or a .pt/.pth state_dict of an nn.Sequential;
+    --utils: a Python file with getdata() -> (X, T) and getparams() -> (W, B) (it is executed).
+    """
+    options: dict[str, Any] = dict(
+        activation=activation, loss=loss, dtype=dtype, negative_slope=negative_slope
+    )
+    if utils is not None:
+        if data is not None or params is not None:
+            raise InputError("give either --utils or --data/--params, not both")
+        X, T, W, B = read_utils(utils)
+        return make_problem(X, T, W, B, source=str(utils), **options)
     data_path = Path(data) if data is not None else bundled_problem_path()
-    arrays = read_npz(data_path, "data file")
-    for key in ("X", "T"):
-        if key not in arrays:
-            raise InputError(f"data file {data_path}: key {key} missing (keys: {sorted(arrays)})")
+    arrays = _read_data(data_path)
     source = BUNDLED_NAME if data is None else str(data_path)
     if params is not None:
-        param_arrays = read_npz(params, "params file")
-        weights, biases = split_parameters(param_arrays, params)
-        _warn_extra(param_arrays, set(), params)
+        weights, biases = _read_params(Path(params))
         source = f"{source} + {params}"
     else:
         if not any(_PARAM_KEY.match(k) for k in arrays):
-            raise InputError(
-                f"data file {data_path}: holds no W0.., B0..; give the parameters with --params"
-            )
+            kind = "a CSV holds only X and T" if _is_csv(data_path) else "holds no W0.., B0.."
+            raise InputError(f"data file {data_path}: {kind}; give the parameters with --params")
         weights, biases = split_parameters(arrays, data_path)
     _warn_extra(arrays, {"X", "T"}, data_path)
-    return make_problem(
-        arrays["X"],
-        arrays["T"],
-        weights,
-        biases,
-        activation=activation,
-        loss=loss,
-        dtype=dtype,
-        negative_slope=negative_slope,
-        source=source,
-    )
+    return make_problem(arrays["X"], arrays["T"], weights, biases, source=source, **options)
+
+
+def _is_csv(path: Path) -> bool:
+    return path.suffix.lower() in CSV_SUFFIXES
+
+
+def _read_data(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a --data file (.csv or .npz), checked to hold X and T."""
+    arrays = read_csv(path) if _is_csv(path) else read_npz(path, "data file")
+    for key in ("X", "T"):
+        if key not in arrays:
+            raise InputError(f"data file {path}: key {key} missing (keys: {sorted(arrays)})")
+    return arrays
+
+
+def _read_params(path: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """W0.., B0.. of a --params file: a torch state_dict (.pt/.pth) or an .npz."""
+    if path.suffix.lower() in TORCH_SUFFIXES:
+        return read_state_dict(path)
+    if _is_csv(path):
+        raise InputError(f"params file {path}: a CSV cannot hold parameters; use .npz or .pt")
+    arrays = read_npz(path, "params file")
+    weights, biases = split_parameters(arrays, path)
+    _warn_extra(arrays, set(), path)
+    return weights, biases
 
 
 def _warn_extra(arrays: dict[str, np.ndarray], allowed: set[str], path: str | Path) -> None:
