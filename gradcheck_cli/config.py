@@ -1,0 +1,222 @@
+"""[tool.gradcheck] configuration: find it, read it, check it against a command's options.
+
+A key of the table is the long name of any option of the command it configures
+(`fd-step` or `fd_step` for `--fd-step`). The options are found by introspecting
+the command function's signature, so an option added to the command later is
+configurable without touching this module. The result maps parameter names to
+plain values (str, float, bool, lists) that the CLI hands to its parser as
+defaults, so command-line flags still win.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import sys
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on the Python 3.10 CI job
+    import tomli as tomllib
+
+PYPROJECT = "pyproject.toml"
+TABLE = ("tool", "gradcheck")
+# Options that make no sense inside a configuration file.
+NOT_CONFIGURABLE = frozenset({"config", "help"})
+SUPPORTED_TYPES = (bool, int, float, str, Path, enum.Enum)
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option of a command, as far as configuration needs to know it."""
+
+    name: str  # the Python parameter name, e.g. "as_json"
+    flag: str  # the long option, e.g. "--json"
+    type: type  # the element type: bool, int, float, str, Path or an Enum subclass
+    multiple: bool = False  # a repeatable option (list[...] annotation)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A configuration file and its values, keyed by parameter name, ready to be defaults."""
+
+    path: Path
+    values: dict[str, Any]
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest pyproject.toml in `start` or a directory above it, or None."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        candidate = directory / PYPROJECT
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_table(path: Path) -> dict[str, Any] | None:
+    """The [tool.gradcheck] table of a TOML file, or None when it has none.
+
+    A file that is not a pyproject.toml (say, gradcheck.toml) may instead hold
+    the keys at its top level.
+    """
+    try:
+        with path.open("rb") as f:
+            document = tomllib.load(f)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, expected a TOML file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read config: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: invalid TOML: {exc}") from None
+    table: Any = document
+    for key in TABLE:
+        table = table.get(key) if isinstance(table, dict) else None
+    if table is None:
+        return None if path.name == PYPROJECT else document
+    if not isinstance(table, dict):
+        raise InputError(f"{path}: [tool.gradcheck] must be a table")
+    return table
+
+
+def _unwrap(annotation: Any) -> tuple[type, bool]:
+    """(element type, repeatable) of `float`, `Path | None`, `list[str] | None`, ..."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return _unwrap(args[0])
+    if origin in (list, tuple, set):
+        (inner, *_) = typing.get_args(annotation) or (str,)
+        element, _ = _unwrap(inner)
+        return element, True
+    if isinstance(annotation, type):
+        return annotation, False
+    return str, False
+
+
+def option_specs(command: Callable[..., Any]) -> dict[str, OptionSpec]:
+    """The options of a typer command function, keyed by normalised long name (`fd-step`)."""
+    hints = typing.get_type_hints(command, include_extras=True)
+    specs: dict[str, OptionSpec] = {}
+    for name in inspect.signature(command).parameters:
+        hint = hints.get(name)
+        if hint is None:
+            continue
+        base: Any = hint
+        metadata: tuple[Any, ...] = ()
+        if typing.get_origin(hint) is typing.Annotated:
+            base, *rest = typing.get_args(hint)
+            metadata = tuple(rest)
+        element, multiple = _unwrap(base)
+        if not issubclass(element, SUPPORTED_TYPES):
+            continue  # the typer context and the like: not an option a file can set
+        decls = [d for meta in metadata for d in _declarations(meta)]
+        longs = [d for d in decls if d.startswith("--")]
+        flag = longs[0].split("/")[0] if longs else "--" + name.replace("_", "-")
+        key = _normalise(flag[2:])
+        if key in NOT_CONFIGURABLE:
+            continue
+        specs[key] = OptionSpec(name=name, flag=flag, type=element, multiple=multiple)
+    return specs
+
+
+def _declarations(info: object) -> list[str]:
+    """The option names a typer.Option(...) declares (duck-typed: the core never imports typer)."""
+    decls = [d for d in getattr(info, "param_decls", None) or () if isinstance(d, str)]
+    # Inside Annotated, typer.Option("--json") stores its first name as `default`.
+    first = getattr(info, "default", None)
+    if isinstance(first, str) and first.startswith("-"):
+        decls.insert(0, first)
+    return decls
+
+
+def _normalise(key: str) -> str:
+    return key.strip().lower().replace("_", "-")
+
+
+def _type_name(kind: type) -> str:
+    if issubclass(kind, enum.Enum):
+        return "one of " + ", ".join(repr(m.value) for m in kind)
+    return {
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        Path: "a path (string)",
+    }.get(kind, "a string")
+
+
+def _convert(value: Any, spec: OptionSpec, base: Path) -> Any:
+    """One TOML value as the plain value the option accepts; ValueError when it does not fit."""
+    kind = spec.type
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif issubclass(kind, enum.Enum):
+        if isinstance(value, str) and value in {str(m.value) for m in kind}:
+            return value
+    elif issubclass(kind, Path):
+        if isinstance(value, str) and value:
+            path = Path(value).expanduser()
+            # Paths in a config file are relative to the file, not to wherever gradcheck runs.
+            return str(path if path.is_absolute() else base / path)
+    elif isinstance(value, str):
+        return value
+    raise ValueError(_type_name(kind))
+
+
+def resolve_config(
+    table: Mapping[str, Any], specs: Mapping[str, OptionSpec], path: Path
+) -> dict[str, Any]:
+    """Check every key and value of a [tool.gradcheck] table; return {parameter name: value}."""
+    values: dict[str, Any] = {}
+    seen: dict[str, str] = {}
+    for key, value in table.items():
+        spec = specs.get(_normalise(key))
+        if spec is None:
+            known = ", ".join(sorted(specs))
+            raise InputError(f"{path}: unknown gradcheck option {key!r}; known: {known}")
+        if spec.name in seen:
+            raise InputError(f"{path}: {key!r} and {seen[spec.name]!r} set the same option")
+        seen[spec.name] = key
+        items = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and not spec.multiple:
+            raise InputError(f"{path}: {key} must be a single value, not a list")
+        try:
+            converted = [_convert(item, spec, path.parent) for item in items]
+        except ValueError as exc:
+            raise InputError(
+                f"{path}: {key} must be {exc}{' (or a list of them)' if spec.multiple else ''}, "
+                f"got {value!r}"
+            ) from None
+        values[spec.name] = converted if spec.multiple else converted[0]
+    return values
+
+
+def load_config(
+    explicit: Path | None, specs: Mapping[str, OptionSpec], cwd: Path | None = None
+) -> Config | None:
+    """The config of --config FILE, else of the nearest pyproject.toml (if it has one), or None."""
+    path = explicit if explicit is not None else find_config(cwd or Path.cwd())
+    if path is None:
+        return None
+    table = read_table(path)
+    if table is None:
+        return None
+    return Config(path=path, values=resolve_config(table, specs, path.resolve()))
