@@ -113,18 +113,43 @@ def main(
     State.debug = debug
 
 
+# Loading options shared by `run` and `inspect`: declared once here, used by both commands.
+DataOption = Annotated[
+    Path | None,
+    typer.Option(
+        help=".npz with X and T (may also hold W0.., B0..), or .csv with a header row "
+        "(columns T, T0, T1.. are targets, the rest X). Default: the bundled exercise problem."
+    ),
+]
+ParamsOption = Annotated[
+    Path | None,
+    typer.Option(
+        help=".npz with W0.., B0.., or a .pt/.pth state_dict of an nn.Sequential of Linear "
+        "layers (overrides those in --data)."
+    ),
+]
+UtilsOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Python file with getdata() -> (X, T) and getparams() -> (W, B), as in the "
+        "exercise. This RUNS the file's code: use only files you trust. Not with --data/--params."
+    ),
+]
+ActivationOption = Annotated[Activation, typer.Option(help="Hidden-layer activation.")]
+NegativeSlopeOption = Annotated[
+    float, typer.Option(help="Slope of leaky-relu for negative inputs.")
+]
+LossOption = Annotated[Loss, typer.Option(help="Loss: mse = mean over all elements, sse = sum.")]
+DTypeOption = Annotated[
+    DType,
+    typer.Option(help="dtype the backends compute in; finite differences always use float64."),
+]
+
+
 @app.command()
 def run(
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            help=".npz with X and T (may also hold W0.., B0..). "
-            "Default: the bundled exercise problem."
-        ),
-    ] = None,
-    params: Annotated[
-        Path | None, typer.Option(help=".npz with W0.., B0.. (overrides those in --data).")
-    ] = None,
+    data: DataOption = None,
+    params: ParamsOption = None,
     backend: Annotated[
         list[str] | None,
         typer.Option(
@@ -133,19 +158,10 @@ def run(
             help=f"Backend to run (repeatable): {', '.join(BUILTIN_BACKENDS)}. Default: all.",
         ),
     ] = None,
-    activation: Annotated[
-        Activation, typer.Option(help="Hidden-layer activation.")
-    ] = Activation.relu,
-    negative_slope: Annotated[
-        float, typer.Option(help="Slope of leaky-relu for negative inputs.")
-    ] = DEFAULT_NEGATIVE_SLOPE,
-    loss: Annotated[
-        Loss, typer.Option(help="Loss: mse = mean over all elements, sse = sum.")
-    ] = Loss.mse,
-    dtype: Annotated[
-        DType,
-        typer.Option(help="dtype the backends compute in; finite differences always use float64."),
-    ] = DType.float64,
+    activation: ActivationOption = Activation.relu,
+    negative_slope: NegativeSlopeOption = DEFAULT_NEGATIVE_SLOPE,
+    loss: LossOption = Loss.mse,
+    dtype: DTypeOption = DType.float64,
     device: Annotated[str, typer.Option(help="Device of the torch backends: cpu or cuda.")] = "cpu",
     fd: Annotated[
         FDMode,
@@ -166,6 +182,7 @@ def run(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON on stdout, nothing else.")
     ] = False,
+    utils: UtilsOption = None,
 ) -> None:
     """Compute the gradients with every backend, compare them, and exit 1 if any disagrees."""
     from .checks import CheckOptions, run_checks
@@ -178,6 +195,7 @@ def run(
             problem = load_problem(
                 data,
                 params,
+                utils=utils,
                 activation=activation.value,
                 loss=loss.value,
                 dtype=dtype.value,
@@ -211,3 +229,43 @@ def list_backends() -> None:
     """List the available gradient backends."""
     for name, (_, _, description) in BUILTIN_BACKENDS.items():
         stdout.print(f"[bold]{name:<18}[/] {description}", highlight=False)
+
+
+@app.command("inspect")
+def inspect_command(
+    data: DataOption = None,
+    params: ParamsOption = None,
+    utils: UtilsOption = None,
+    activation: ActivationOption = Activation.relu,
+    negative_slope: NegativeSlopeOption = DEFAULT_NEGATIVE_SLOPE,
+    loss: LossOption = Loss.mse,
+    dtype: DTypeOption = DType.float64,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the description as JSON on stdout, nothing else.")
+    ] = False,
+) -> None:
+    """Show the loaded problem (architecture, shapes, statistics) without computing gradients."""
+    from .inspection import inspect_problem
+    from .loading import load_problem
+
+    with exit_codes():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            problem = load_problem(
+                data,
+                params,
+                utils=utils,
+                activation=activation.value,
+                loss=loss.value,
+                dtype=dtype.value,
+                negative_slope=negative_slope,
+            )
+        for w in caught:
+            stderr.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
+        inspection = inspect_problem(problem)
+    if as_json:
+        sys.stdout.write(json.dumps(inspection.to_dict(), indent=2) + "\n")
+    else:
+        from .report import print_inspection
+
+        print_inspection(inspection, stdout)
