@@ -6,12 +6,13 @@ import itertools
 import time
 import traceback as tb
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from .backends.base import Backend
+from .diagnose import Diagnoser, Explanation
 from .errors import BackendError, InputError
 from .finite_diff import DEFAULT_FD_STEP, FD_MODES, FiniteDifferences, finite_differences
 from .numpy_mlp import network_loss
@@ -208,8 +209,13 @@ def validate_gradients(problem: Problem, grads: Gradients) -> None:
 def _run_backend(
     backend: Backend, problem: Problem
 ) -> tuple[Gradients | None, str | None, str | None, float]:
-    """Gradients or (error, traceback); the time it took."""
+    """Gradients or (error, traceback); the time it took.
+
+    Gradients that fail validation (e.g. a bias of shape (N, out)) come back together with
+    the error, so that diagnose can still explain them.
+    """
     start = time.perf_counter()
+    grads = None
     try:
         grads = backend.gradients(problem)
         validate_gradients(problem, grads)
@@ -217,7 +223,7 @@ def _run_backend(
     except InputError:
         raise  # a usage problem (e.g. no CUDA) stops the whole run with exit 2
     except BackendError as exc:
-        return None, str(exc), exc.traceback, time.perf_counter() - start
+        return grads, str(exc), exc.traceback, time.perf_counter() - start
     except Exception as exc:  # a backend that raises is a finding, not a crash
         trace = "".join(tb.format_exception(type(exc), exc, exc.__traceback__))
         return None, f"{type(exc).__name__}: {exc}", trace, time.perf_counter() - start
@@ -330,13 +336,26 @@ def judge_backend(
     rtol: float,
     atol: float,
     seconds: float,
+    problem: Problem | None = None,
 ) -> tuple[BackendResult, dict[str, np.ndarray]]:
-    """Compare every parameter and the loss of one backend; return its result and failed entries."""
+    """Compare every parameter and the loss of one backend; return its result and failed entries.
+
+    With the `problem`, each failing parameter gets diagnose's best explanation as its hint.
+    """
     params, failed = [], {}
     hints = list(grads.notes)
+    diagnoser = _diagnoser(problem, reference, rtol)
+    explained: dict[str, Explanation] = {}
     for pname, g in grads.by_name().items():
         param, failed[pname] = compare_parameter(pname, g, reference, rtol, atol)
+        if not param.ok and diagnoser is not None:
+            explanation = diagnoser.explain(pname, g, failed[pname])
+            if explanation is not None:
+                explained[pname] = explanation
+                param = replace(param, hint=explanation.message)
         params.append(param)
+    if diagnoser is not None:
+        hints.extend(diagnoser.summary(explained))
     loss_ok = grads.loss is None or bool(
         np.isclose(grads.loss, reference.loss, rtol=rtol, atol=atol)
     )
@@ -359,6 +378,14 @@ def judge_backend(
         gradients=grads,
     )
     return result, failed
+
+
+def _diagnoser(problem: Problem | None, reference: Reference, rtol: float) -> Diagnoser | None:
+    """A Diagnoser against the reference's usable entries (checked, not at a kink)."""
+    if problem is None:
+        return None
+    usable = {n: reference.checked[n] & ~reference.kinks[n] for n in reference.estimates}
+    return Diagnoser(problem, reference.estimates, usable, rtol)
 
 
 def pairwise_agreement(gradients: dict[str, Gradients], atol: float) -> dict[str, float]:
@@ -400,13 +427,16 @@ def run_checks(
 
     gradients: dict[str, Gradients] = {}
     outcomes: dict[str, tuple[str, str | None]] = {}
+    rejected: dict[str, Gradients] = {}  # returned, but failed validation: still diagnosable
     seconds: dict[str, float] = {}
     for backend in backends:
         grads, error, trace, seconds[backend.name] = _run_backend(backend, problem)
-        if grads is not None:
+        if grads is not None and error is None:
             gradients[backend.name] = grads
         else:
             outcomes[backend.name] = (error or "failed", trace)
+            if grads is not None:
+                rejected[backend.name] = grads
 
     reference = build_reference(problem, gradients, backends, options)
 
@@ -418,6 +448,8 @@ def run_checks(
     for backend in backends:
         if backend.name in outcomes:
             error, trace = outcomes[backend.name]
+            diagnoser = _diagnoser(problem, reference, rtol)
+            raw = rejected.get(backend.name)
             results.append(
                 BackendResult(
                     backend.name,
@@ -426,13 +458,20 @@ def run_checks(
                     error,
                     None,
                     None,
+                    hints=tuple(diagnoser.rejected_hints(raw)) if diagnoser and raw else (),
                     traceback=trace,
                     seconds=seconds[backend.name],
                 )
             )
             continue
         result, failed = judge_backend(
-            backend, gradients[backend.name], reference, rtol, atol, seconds[backend.name]
+            backend,
+            gradients[backend.name],
+            reference,
+            rtol,
+            atol,
+            seconds[backend.name],
+            problem=problem,
         )
         results.append(result)
         for pname, mask in failed.items():

@@ -1,0 +1,459 @@
+"""Explain a gradient mismatch: test the classic backprop mistakes against the data.
+
+Each candidate mistake is a *model* of what a wrong function would return (the reference
+transposed, scaled by a named factor, another layer's gradient, backprop with the activation
+derivative missing, ...). A model explains a gradient only when the relative residual
+``||g - model|| / ||model||`` over the usable entries is within ``HINT_TOLERANCE_FACTOR * rtol``;
+the hint states that residual. A gradient that agrees with the reference gets no hint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import numpy_mlp
+from .problem import Gradients, Problem
+
+# A model explains the data when its relative residual is within this many times the check's
+# rtol: loose enough for the reference's own error (finite differences, float32 backends),
+# tight enough that a model with the wrong structure is off by orders of magnitude more.
+HINT_TOLERANCE_FACTOR = 10.0
+# Name at most this many wrong entries one by one; beyond it the mistake is not "a few entries".
+MAX_NAMED_ENTRIES = 4
+_TINY = 1e-300
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The best explanation of one parameter's mismatch."""
+
+    kind: str  # zeros | transposed | factor | wrong-layer | activation | unsummed-bias | partial
+    message: str
+    residual: float
+    factor: float | None = None
+
+
+def relative_residual(g: np.ndarray, model: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """||g - model|| / max(||model||, ||g||) over the entries in `mask` (all when None)."""
+    g = np.asarray(g, dtype=np.float64)
+    model = np.asarray(model, dtype=np.float64)
+    if mask is not None:
+        g, model = g[mask], model[mask]
+    scale = max(float(np.linalg.norm(model)), float(np.linalg.norm(g)), _TINY)
+    return float(np.linalg.norm(g - model)) / scale
+
+
+def fit_factor(g: np.ndarray, model: np.ndarray, mask: np.ndarray | None = None) -> float | None:
+    """The least-squares c with g ≈ c * model, or None when the model is zero there."""
+    g = np.asarray(g, dtype=np.float64)
+    model = np.asarray(model, dtype=np.float64)
+    if mask is not None:
+        g, model = g[mask], model[mask]
+    denominator = float(np.dot(model.ravel(), model.ravel()))
+    if denominator <= _TINY:
+        return None
+    return float(np.dot(g.ravel(), model.ravel())) / denominator
+
+
+def averaged_elements(problem: Problem) -> int:
+    """How many elements the loss averages over (the N of its 1/N); 1 for a summed loss."""
+    if problem.loss in ("mse", "bce"):
+        return int(problem.T.size)
+    if problem.loss == "cross-entropy":
+        return problem.samples
+    return 1
+
+
+def named_factors(problem: Problem) -> list[tuple[float, str]]:
+    """Factors with a known cause, most specific first: (value, what it means)."""
+    n = averaged_elements(problem)
+    squared = problem.loss in ("mse", "sse")
+    base: list[tuple[float, str]] = []
+    if n > 1:
+        base.append((float(n), f"the 1/N of the mean is missing (N = {n} averaged elements)"))
+        if squared:
+            base.append(
+                (
+                    n / 2.0,
+                    f"the 1/N of the mean (N = {n}) and the 2 from the derivative of the square "
+                    "are both missing",
+                )
+            )
+        base.append((1.0 / n, f"divided by N = {n} once too often"))
+    if squared:
+        base.append(
+            (
+                0.5,
+                "a factor 2 is missing: the 2 from the derivative of the square, "
+                "or the half-MSE convention ½(Y−T)²",
+            )
+        )
+    base.append((2.0, "an extra factor 2"))
+    factors: list[tuple[float, str]] = [(-1.0, "the sign is flipped (e.g. T - Y instead of Y - T)")]
+    factors.extend(base)
+    factors.extend((-value, f"the sign is flipped and {text}") for value, text in base)
+    unique: list[tuple[float, str]] = []
+    for value, text in factors:
+        if value != 1.0 and all(not np.isclose(value, v) for v, _ in unique):
+            unique.append((value, text))
+    return unique
+
+
+def name_factor(c: float, problem: Problem, tolerance: float) -> str | None:
+    """What a factor means when it is one of `named_factors`, within `tolerance` (relative)."""
+    for value, text in named_factors(problem):
+        if abs(c - value) <= tolerance * abs(value):
+            return text
+    return None
+
+
+def _derivative_from_output(a: np.ndarray, problem: Problem) -> np.ndarray:
+    """act'(z) written in terms of the activation's output a, as students usually write it."""
+    name = problem.activation
+    if name == "relu":
+        return (a > 0).astype(np.float64)
+    if name == "leaky-relu":
+        return np.where(a > 0, 1.0, problem.negative_slope)
+    if name == "tanh":
+        return 1.0 - a * a
+    if name == "sigmoid":
+        return a * (1.0 - a)
+    return np.ones_like(a)
+
+
+# local(layer, Zs, As) -> the factor that multiplies dLoss/dA_layer to give dLoss/dZ_(layer-1).
+# (kind, description, model array, its usable entries): one candidate explanation.
+Model = tuple[str, str, np.ndarray, np.ndarray]
+LocalDerivative = Callable[[int, Sequence[np.ndarray], Sequence[np.ndarray]], np.ndarray]
+
+
+def backprop(problem: Problem, local: LocalDerivative | None = None) -> Gradients:
+    """Float64 backprop through the problem's forward pass with a replaceable activation derivative.
+
+    With `local` None it is the correct derivative; the variants model common mistakes.
+    """
+    X, T = problem.X, problem.T
+    Zs, As = numpy_mlp.forward(
+        X, problem.weights, problem.biases, problem.activation, problem.negative_slope
+    )
+    delta = numpy_mlp.loss_gradient(Zs[-1], T, problem.loss)
+    k = problem.depth
+    dW: list[np.ndarray] = [np.empty(0)] * k
+    dB: list[np.ndarray] = [np.empty(0)] * k
+    for i in reversed(range(k)):
+        dW[i] = As[i].T @ delta
+        dB[i] = delta.sum(axis=0)
+        if i > 0:
+            upstream = delta @ problem.weights[i].T
+            if local is None:
+                factor = numpy_mlp.activation_derivative(
+                    Zs[i - 1], As[i], problem.activation, problem.negative_slope
+                )
+            else:
+                factor = local(i, Zs, As)
+            delta = upstream * factor
+    return Gradients(loss=None, dW=tuple(dW), dB=tuple(dB))
+
+
+def activation_variants(problem: Problem) -> dict[str, Gradients]:
+    """Gradients a function with a wrong activation derivative would return, keyed by the hint."""
+    name = problem.activation
+    if name == "identity":
+        return {}
+    variants: dict[str, Gradients] = {
+        f"the activation derivative is missing: it matches backprop without the factor "
+        f"{name}'(z)": backprop(problem, lambda i, Zs, As: np.ones_like(Zs[i - 1])),
+    }
+    linear = Problem(
+        X=problem.X,
+        T=problem.T,
+        weights=problem.weights,
+        biases=problem.biases,
+        activation="identity",
+        loss=problem.loss,
+        dtype=problem.dtype,
+    )
+    variants[f"it matches the gradient of the same network without its {name} activation"] = (
+        backprop(linear)
+    )
+    if name in ("tanh", "sigmoid"):
+        # act'(A) instead of act'(Z): the derivative applied to the activation's output.
+        def at_output(i: int, Zs: Sequence[np.ndarray], As: Sequence[np.ndarray]) -> np.ndarray:
+            return numpy_mlp.activation_derivative(
+                As[i], numpy_mlp.activate(As[i], name), name, problem.negative_slope
+            )
+
+        def formula_on_z(i: int, Zs: Sequence[np.ndarray], As: Sequence[np.ndarray]) -> np.ndarray:
+            return _derivative_from_output(Zs[i - 1], problem)
+
+        variants[
+            f"the {name} derivative is evaluated at the activation's output A instead of at z"
+        ] = backprop(problem, at_output)
+        formula = "1 - z²" if name == "tanh" else "z(1 - z)"
+        variants[f"the {name} derivative is computed as {formula} from z instead of from A"] = (
+            backprop(problem, formula_on_z)
+        )
+
+    def layer_input(i: int, Zs: Sequence[np.ndarray], As: Sequence[np.ndarray]) -> np.ndarray:
+        # The derivative taken from A[i-1] (the layer's input) instead of A[i] (its output).
+        if As[i - 1].shape == As[i].shape:
+            return _derivative_from_output(As[i - 1], problem)
+        return numpy_mlp.activation_derivative(
+            Zs[i - 1], As[i], problem.activation, problem.negative_slope
+        )
+
+    shifted = backprop(problem, layer_input)
+    variants["the activation derivative of the wrong layer is used (of A[i] instead of A[i+1])"] = (
+        shifted
+    )
+    return variants
+
+
+def _index_text(name: str, index: tuple[int, ...]) -> str:
+    return f"{name}[{', '.join(str(i) for i in index)}]"
+
+
+def wrong_entries(name: str, bad: np.ndarray, usable: np.ndarray) -> str | None:
+    """Name the wrong entries when they are a few whole columns/rows or a few entries (`W1[:, 2]`).
+
+    A column counts as wrong when most of its usable entries are: entries whose reference is
+    zero (e.g. behind a dead ReLU) can be right by accident even in a wrong column.
+    """
+    bad = bad & usable
+    count, total = int(bad.sum()), int(usable.sum())
+    if count == 0 or count == total:
+        return None
+    if bad.ndim == 2 and count > 1:
+        for axis, pattern in ((0, "{name}[:, {j}]"), (1, "{name}[{j}, :]")):
+            lines = np.flatnonzero(bad.any(axis=axis))
+            n_lines = bad.shape[1 - axis]
+            per_line_bad = bad.sum(axis=axis)[lines]
+            per_line_usable = usable.sum(axis=axis)[lines]
+            if (
+                bad.shape[axis] > 1
+                and len(lines) <= n_lines // 2
+                and np.all(2 * per_line_bad > per_line_usable)
+            ):
+                return ", ".join(pattern.format(name=name, j=j) for j in lines)
+    if count <= MAX_NAMED_ENTRIES:
+        indices = [tuple(int(i) for i in idx) for idx in np.argwhere(bad)]
+        return ", ".join(_index_text(name, idx) for idx in indices)
+    return None
+
+
+class Diagnoser:
+    """Explains mismatches of one backend's gradients against a reference, for one problem."""
+
+    def __init__(
+        self,
+        problem: Problem,
+        reference: Mapping[str, np.ndarray],
+        usable: Mapping[str, np.ndarray] | None = None,
+        rtol: float = 1e-5,
+    ) -> None:
+        self.problem = problem
+        self.reference = {n: np.asarray(r, dtype=np.float64) for n, r in reference.items()}
+        self.usable = {
+            n: (
+                np.asarray(usable[n], dtype=bool)
+                if usable and n in usable
+                else np.ones(r.shape, bool)
+            )
+            & np.isfinite(r)
+            for n, r in self.reference.items()
+        }
+        self.tolerance = HINT_TOLERANCE_FACTOR * rtol
+        self._variants: dict[str, Gradients] | None = None
+
+    def variants(self) -> dict[str, Gradients]:
+        """The activation-mistake variants, computed once on first use."""
+        if self._variants is None:
+            self._variants = activation_variants(self.problem)
+        return self._variants
+
+    def _models(self, name: str, shape: tuple[int, ...]) -> list[Model]:
+        """(kind, description, model, usable entries) candidates for the gradient of `name`."""
+        ref, usable = self.reference[name], self.usable[name]
+        models: list[Model] = []
+        if ref.ndim == 2 and ref.T.shape == shape:
+            text = "transposed: it matches the reference's transpose"
+            models.append(("transposed", text, ref.T, usable.T))
+        for other, oref in self.reference.items():
+            if other == name:
+                continue
+            ousable = self.usable[other]
+            candidates = [(oref, ousable, "")]
+            if oref.ndim == 2:
+                candidates.append((oref.T, ousable.T, " transposed"))
+            for candidate, cusable, how in candidates:
+                if candidate.shape == shape:
+                    text = (
+                        f"it matches the gradient of {other}{how}: gradients of the wrong "
+                        "layer (returned in the wrong order, or off by one)"
+                    )
+                    models.append(("wrong-layer", text, candidate, cusable))
+        for text, grads in self.variants().items():
+            model = grads.by_name()[name]
+            # A variant equal to the truth here (e.g. the last layer) explains nothing.
+            if model.shape == shape and relative_residual(model, ref, usable) > self.tolerance:
+                models.append(("activation", text, model, np.ones(shape, dtype=bool)))
+        return models
+
+    def _fits(
+        self, g: np.ndarray, model: np.ndarray, mask: np.ndarray
+    ) -> tuple[float, float, str | None] | None:
+        """(residual, factor, its meaning) when `model`, maybe times a named factor, fits."""
+        residual = relative_residual(g, model, mask)
+        if residual <= self.tolerance:
+            return residual, 1.0, None
+        c = fit_factor(g, model, mask)
+        if c is None:
+            return None
+        meaning = name_factor(c, self.problem, self.tolerance)
+        residual = relative_residual(g, c * model, mask)
+        if meaning is not None and residual <= self.tolerance:
+            return residual, c, meaning
+        return None
+
+    def explain(
+        self, name: str, g: np.ndarray, bad: np.ndarray | None = None
+    ) -> Explanation | None:
+        """The best explanation of why gradient `g` of parameter `name` disagrees, or None."""
+        g = np.asarray(g, dtype=np.float64)
+        ref = self.reference.get(name)
+        if ref is None or g.shape != ref.shape:
+            return None
+        mask = self.usable[name]
+        if not mask.any() or (bad is None and relative_residual(g, ref, mask) <= self.tolerance):
+            return None
+        ref_norm = float(np.linalg.norm(ref[mask]))
+        if not np.any(g[mask]) and ref_norm > 0:
+            return Explanation(
+                "zeros",
+                f"all entries are zero but the reference is not (‖ref‖ = {ref_norm:.3g})",
+                1.0,
+            )
+        found: list[Explanation] = []
+        c = fit_factor(g, ref, mask)
+        if c is not None and not np.isclose(c, 1.0, rtol=self.tolerance):
+            residual = relative_residual(g, c * ref, mask)
+            meaning = name_factor(c, self.problem, self.tolerance)
+            # One entry always fits some factor: only a named one means anything there.
+            if residual <= self.tolerance and (meaning is not None or int(mask.sum()) > 1):
+                text = f"off by a constant factor {c:.6g}" + (f": {meaning}" if meaning else "")
+                found.append(Explanation("factor", text, residual, c))
+        for kind, text, model, usable in self._models(name, g.shape):
+            fit = self._fits(g, model, usable)
+            if fit is None:
+                continue
+            residual, factor, meaning = fit
+            if meaning is not None:
+                text = f"{text}, and off by a factor {factor:.6g}: {meaning}"
+            found.append(Explanation(kind, text, residual, factor))
+        if found:
+            best = min(found, key=lambda e: e.residual)
+            return Explanation(
+                best.kind,
+                f"{best.message} (residual {best.residual:.1e})",
+                best.residual,
+                best.factor,
+            )
+        if bad is not None:
+            where = wrong_entries(name, bad, mask)
+            if where is not None:
+                good = mask & ~bad
+                rest = relative_residual(g, ref, good)
+                plural = "is" if where.count("[") == 1 else "are"
+                return Explanation(
+                    "partial",
+                    f"only {where} {plural} wrong; the other {int(good.sum())} entries match "
+                    f"(residual {rest:.1e})",
+                    rest,
+                )
+        return None
+
+    def explain_shape(self, label: str, name: str, g: np.ndarray) -> str | None:
+        """Explain an array whose shape differs from parameter `name`'s, e.g. DB[0] of (N, out)."""
+        g = np.asarray(g, dtype=np.float64)
+        ref = self.reference.get(name)
+        if ref is None:
+            return None
+        shape = tuple(g.shape)
+        mask = self.usable[name]
+        found: list[tuple[float, str]] = []
+        if ref.ndim == 1 and g.ndim == 2 and g.shape[1:] == ref.shape and g.shape[0] > 1:
+            fit = self._fits(g.sum(axis=0), ref, mask)
+            if fit is not None:
+                residual, factor, meaning = fit
+                extra = f", and off by a factor {factor:.6g}: {meaning}" if meaning else ""
+                found.append(
+                    (
+                        residual,
+                        f"{label} has shape {shape}: the bias gradient is not summed over the "
+                        f"batch; its sum over the {shape[0]} samples matches the reference{extra}",
+                    )
+                )
+        if g.size == ref.size and g.shape != ref.shape and g.ndim != ref.ndim:
+            fit = self._fits(g.reshape(ref.shape), ref, mask)
+            if fit is not None and fit[2] is None:
+                found.append(
+                    (
+                        fit[0],
+                        f"{label} has shape {shape}; its values match, return shape {ref.shape}",
+                    )
+                )
+        for kind, text, model, usable in self._models(name, shape):
+            if kind == "activation":
+                continue
+            fit = self._fits(g, model, usable)
+            if fit is not None:
+                residual, factor, meaning = fit
+                extra = f", and off by a factor {factor:.6g}: {meaning}" if meaning else ""
+                found.append((residual, f"{label} has shape {shape}; {text}{extra}"))
+        if not found:
+            return None
+        residual, text = min(found)
+        return f"{text} (residual {residual:.1e})"
+
+    def rejected_hints(self, grads: Gradients) -> list[str]:
+        """Hints for gradients that failed validation (wrong shapes): what each array looks like."""
+        hints: list[str] = []
+        for label, arrays, prefix in (("DW", grads.dW, "W"), ("DB", grads.dB, "B")):
+            for i, g in enumerate(arrays or ()):
+                name = f"{prefix}{i}"
+                try:
+                    array = np.asarray(g, dtype=np.float64)
+                except (TypeError, ValueError):
+                    continue
+                ref = self.reference.get(name)
+                if ref is None:
+                    # Beyond the last layer: it can still be another layer's gradient.
+                    ref_name = next(iter(self.reference), None)
+                    if ref_name is None:
+                        continue
+                    hint = self.explain_shape(f"{label}[{i}]", ref_name, array)
+                elif array.shape == ref.shape:
+                    if not np.all(np.isfinite(array)):
+                        continue
+                    explanation = self.explain(name, array)
+                    hint = f"{name}: {explanation.message}" if explanation else None
+                else:
+                    hint = self.explain_shape(f"{label}[{i}]", name, array)
+                if hint:
+                    hints.append(hint)
+        return hints
+
+    def summary(self, explanations: Mapping[str, Explanation]) -> list[str]:
+        """A backend-level hint when every failing parameter has the same named factor."""
+        factors = [e.factor for e in explanations.values() if e.kind == "factor"]
+        if len(explanations) < 2 or len(factors) != len(explanations) or factors[0] is None:
+            return []
+        first = factors[0]
+        if all(f is not None and np.isclose(f, first, rtol=self.tolerance) for f in factors):
+            meaning = name_factor(first, self.problem, self.tolerance)
+            if meaning:
+                return [f"every failing parameter is off by the same factor {first:.6g}: {meaning}"]
+        return []
