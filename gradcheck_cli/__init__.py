@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .api import check
 from .checks import CheckOptions, Report, run_checks
 from .errors import BackendError, GradcheckError, InputError
 from .loading import load_problem, make_problem
@@ -18,6 +19,7 @@ __all__ = [
     "Problem",
     "Report",
     "__version__",
+    "check",
     "load_problem",
     "make_problem",
     "run_checks",

@@ -176,6 +176,18 @@ class Report:
         names = ", ".join(f"{b.name}={'ok' if b.ok else 'FAIL'}" for b in self.backends)
         return f"<Report {verdict}: {names}; reference {self.reference_name}>"
 
+    def __rich__(self) -> Any:
+        """The full tables and findings when printed with rich (report.py, imported lazily)."""
+        from .report import render
+
+        return render(self)
+
+    def _repr_html_(self) -> str:
+        """The rich rendering as HTML, for Jupyter."""
+        from .report import to_html
+
+        return to_html(self)
+
 
 def relative_errors(values: np.ndarray, reference: np.ndarray, atol: float) -> np.ndarray:
     """|v - r| / max(|v|, |r|, atol): entries near zero are measured against atol."""

@@ -1,0 +1,93 @@
+"""The Python API for notebooks and tests: `gradcheck_cli.check(my_backprop, ...)` -> Report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .backends import backend_names, create_backend
+from .backends.base import Backend
+from .backends.user import UserBackend
+from .checks import CheckOptions, Report, run_checks
+from .errors import InputError
+from .loading import load_problem, make_problem
+from .numpy_mlp import DEFAULT_NEGATIVE_SLOPE
+from .problem import Problem
+
+UserFunction = Callable[..., Any] | str
+
+
+def _problem(
+    data: Any,
+    params: Any,
+    utils: str | Path | None,
+    options: dict[str, Any],
+) -> Problem:
+    """A Problem from paths (as on the command line) or from arrays: data=(X, T), params=(W, B)."""
+    data_is_arrays = isinstance(data, (tuple, list))
+    params_is_arrays = isinstance(params, (tuple, list))
+    if not data_is_arrays and not params_is_arrays:
+        return load_problem(data, params, utils=utils, **options)
+    if not (data_is_arrays and params_is_arrays):
+        raise InputError("give data=(X, T) and params=(W, B) both as arrays, or both as file paths")
+    if len(data) != 2 or len(params) != 2:
+        raise InputError("data must be (X, T) and params must be (W, B), W and B lists of arrays")
+    (X, T), (W, B) = data, params
+    return make_problem(X, T, list(W), list(B), **options)
+
+
+def _user_backends(functions: Sequence[UserFunction]) -> list[Backend]:
+    """Backends for the user's functions (objects or "FILE:FUNC"), with unique row names."""
+    backends: list[Backend] = []
+    seen: set[str] = set()
+    for fn in functions:
+        if isinstance(fn, str):
+            backend = UserBackend(fn)
+        elif callable(fn):
+            backend = UserBackend.from_function(fn)
+        else:
+            raise InputError(f"expected a function or 'FILE:FUNC', got {type(fn).__name__}")
+        base, n = backend.name, 2
+        while backend.name in seen:  # two functions of the same name stay two rows
+            backend.name = f"{base}#{n}"
+            n += 1
+        seen.add(backend.name)
+        backends.append(backend)
+    return backends
+
+
+def check(
+    *functions: UserFunction,
+    data: Any = None,
+    params: Any = None,
+    utils: str | Path | None = None,
+    problem: Problem | None = None,
+    activation: str = "relu",
+    loss: str = "mse",
+    dtype: str = "float64",
+    negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
+    backends: Sequence[str] | None = None,
+    fd: str = "full",
+    rtol: float | None = None,
+    atol: float | None = None,
+) -> Report:
+    """Check your gradient functions against the built-in backends and finite differences.
+
+    `functions` are callables in the exercise form f(W, B, A, Y, T) or the general form
+    f(X, T, W, B), or "FILE:FUNC" strings. The problem comes from `problem`, from file paths
+    (`data`, `params`, `utils`, as on the command line; default: the bundled exercise network)
+    or from arrays (`data=(X, T), params=(W, B)`). `backends` lists built-in backends to run
+    alongside (default: all). Returns the Report: `.ok`, `.to_dict()`, and a rich rendering
+    in Jupyter.
+    """
+    options: dict[str, Any] = dict(
+        activation=activation, loss=loss, dtype=dtype, negative_slope=negative_slope
+    )
+    if problem is None:
+        problem = _problem(data, params, utils, options)
+    elif data is not None or params is not None or utils is not None:
+        raise InputError("give either problem= or data/params/utils, not both")
+    names = list(backends) if backends is not None else backend_names()
+    chosen = [create_backend(n) for n in names] + _user_backends(functions)
+    return run_checks(problem, chosen, CheckOptions(rtol=rtol, atol=atol, fd_mode=fd))
