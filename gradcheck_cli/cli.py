@@ -146,8 +146,61 @@ DTypeOption = Annotated[
 ]
 
 
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+    github = "github"
+
+
+def _apply_config(ctx: typer.Context, value: Path | None) -> Path | None:
+    """Make [tool.gradcheck] (or --config FILE) the defaults of `run`; flags still override."""
+    from .config import load_config, option_specs
+
+    with exit_codes():
+        config = load_config(value, option_specs(run))
+    if config is not None:
+        # Values in default_map are parsed like typed-in ones, and their source is reported
+        # as DEFAULT_MAP, so an option given on the command line always wins.
+        ctx.default_map = {**(ctx.default_map or {}), **config.values}
+        stderr.print(f"[dim]config: {config.path}[/]", highlight=False, soft_wrap=True)
+    return value
+
+
+def _output_format(ctx: typer.Context, output_format: OutputFormat, as_json: bool) -> str:
+    """--json is --format json; when both are set, the one given on the command line wins."""
+    if not as_json or output_format is OutputFormat.json:
+        return output_format.value
+    source = ctx.get_parameter_source("output_format")
+    if source is None or source.name == "DEFAULT":
+        return "json"
+    json_source = ctx.get_parameter_source("as_json")
+    from_cli = [s is not None and s.name == "COMMANDLINE" for s in (source, json_source)]
+    if from_cli == [True, False]:
+        return output_format.value
+    if from_cli == [False, True]:
+        return "json"
+    raise InputError(f"--json and --format {output_format.value} contradict each other")
+
+
+def _check_output_dir(*paths: Path | None) -> None:
+    """Fail before the (possibly long) run when an output file's directory does not exist."""
+    for path in paths:
+        if path is not None and not path.parent.is_dir():
+            raise InputError(f"{path}: directory {path.parent} does not exist")
+
+
+def _write_file(path: Path, text: str, *, append: bool = False) -> None:
+    """Write an output file; a path that cannot be written is bad usage (exit 2)."""
+    try:
+        with path.open("a" if append else "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
 @app.command()
 def run(
+    ctx: typer.Context,
     data: DataOption = None,
     params: ParamsOption = None,
     backend: Annotated[
@@ -182,6 +235,31 @@ def run(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON on stdout, nothing else.")
     ] = False,
+    output_format: Annotated[
+        OutputFormat,
+        typer.Option(
+            "--format",
+            help="stdout: text (the tables), json (same as --json), or github (the tables, "
+            "then ::error annotations for GitHub Actions).",
+        ),
+    ] = OutputFormat.text,
+    junit: Annotated[
+        Path | None,
+        typer.Option(help="Also write a JUnit XML report: a testcase per backend x parameter."),
+    ] = None,
+    summary: Annotated[
+        Path | None,
+        typer.Option(help="Append a Markdown summary (e.g. to $GITHUB_STEP_SUMMARY)."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            callback=_apply_config,
+            is_eager=True,
+            help="TOML file with defaults for these options: the tool.gradcheck table of a "
+            "pyproject.toml, or top-level keys. Default: the nearest pyproject.toml.",
+        ),
+    ] = None,
     utils: UtilsOption = None,
 ) -> None:
     """Compute the gradients with every backend, compare them, and exit 1 if any disagrees."""
@@ -189,6 +267,8 @@ def run(
     from .loading import load_problem
 
     with exit_codes():
+        output = _output_format(ctx, output_format, as_json)
+        _check_output_dir(junit, summary)
         start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -215,12 +295,26 @@ def run(
         options = CheckOptions(rtol=rtol, atol=atol, fd_mode=fd.value, fd_step=fd_step)
         report = run_checks(problem, backends, options, load_seconds=load_seconds)
 
-    if as_json:
+    with exit_codes():
+        if junit is not None:
+            from .junit import to_junit
+
+            _write_file(junit, to_junit(report))
+        if summary is not None:
+            from .github import step_summary
+
+            _write_file(summary, step_summary(report), append=True)
+    if output == "json":
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
         from .report import print_report
 
         print_report(report, stdout)
+        if output == "github":
+            from .github import annotation_lines
+
+            # Written raw: rich would wrap long lines, and a wrapped command is not a command.
+            sys.stdout.write("\n".join(annotation_lines(report)) + "\n")
     raise typer.Exit(0 if report.ok else 1)
 
 

@@ -109,7 +109,8 @@ def option_specs(command: Callable[..., Any]) -> dict[str, OptionSpec]:
     """The options of a typer command function, keyed by normalised long name (`fd-step`)."""
     hints = typing.get_type_hints(command, include_extras=True)
     specs: dict[str, OptionSpec] = {}
-    for name in inspect.signature(command).parameters:
+    parameters = inspect.signature(command).parameters
+    for name in parameters:
         hint = hints.get(name)
         if hint is None:
             continue
@@ -121,7 +122,8 @@ def option_specs(command: Callable[..., Any]) -> dict[str, OptionSpec]:
         element, multiple = _unwrap(base)
         if not issubclass(element, SUPPORTED_TYPES):
             continue  # the typer context and the like: not an option a file can set
-        decls = [d for meta in metadata for d in _declarations(meta)]
+        decls = [d for meta in metadata for d in _declarations(meta, annotated=True)]
+        decls += _declarations(parameters[name].default, annotated=False)
         longs = [d for d in decls if d.startswith("--")]
         flag = longs[0].split("/")[0] if longs else "--" + name.replace("_", "-")
         key = _normalise(flag[2:])
@@ -131,12 +133,13 @@ def option_specs(command: Callable[..., Any]) -> dict[str, OptionSpec]:
     return specs
 
 
-def _declarations(info: object) -> list[str]:
+def _declarations(info: object, *, annotated: bool) -> list[str]:
     """The option names a typer.Option(...) declares (duck-typed: the core never imports typer)."""
     decls = [d for d in getattr(info, "param_decls", None) or () if isinstance(d, str)]
-    # Inside Annotated, typer.Option("--json") stores its first name as `default`.
+    # Inside Annotated, typer.Option("--json") stores its first name as `default`; as a
+    # parameter's default, the first argument of typer.Option is the default value.
     first = getattr(info, "default", None)
-    if isinstance(first, str) and first.startswith("-"):
+    if annotated and isinstance(first, str) and first.startswith("-"):
         decls.insert(0, first)
     return decls
 

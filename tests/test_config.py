@@ -1,0 +1,204 @@
+"""[tool.gradcheck]: discovery, validation against run's options, and file < flags precedence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from gradcheck_cli import cli
+from gradcheck_cli.config import find_config, load_config, option_specs, read_table
+from gradcheck_cli.errors import InputError
+
+runner = CliRunner()
+
+
+def write_problem(path: Path) -> None:
+    rng = np.random.default_rng(3)
+    np.savez(
+        path,
+        X=rng.standard_normal((5, 3)),
+        T=rng.standard_normal((5, 2)),
+        W0=rng.standard_normal((3, 4)),
+        B0=0.1 * rng.standard_normal(4),
+        W1=rng.standard_normal((4, 2)),
+        B1=0.1 * rng.standard_normal(2),
+    )
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A project with data in data/d.npz, a [tool.gradcheck] table, run from a subdirectory."""
+    (tmp_path / "data").mkdir()
+    write_problem(tmp_path / "data" / "d.npz")
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "demo"\n\n'
+        "[tool.gradcheck]\n"
+        'data = "data/d.npz"\n'
+        'backend = ["numpy", "torch-functional"]\n'
+        'activation = "tanh"\n'
+        "fd_step = 1e-5\n"
+        "rtol = 1e-6\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "src" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "src" / "deep")
+    return tmp_path
+
+
+def run_json(*args: str) -> dict:
+    result = runner.invoke(cli.app, ["run", "--json", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def without_timings(report: dict) -> dict:
+    return {k: v for k, v in report.items() if k != "timings"}
+
+
+def test_no_flags_checks_exactly_what_the_config_says(project):
+    from_config = run_json()
+    explicit = run_json(
+        "--data",
+        str(project / "data" / "d.npz"),
+        "-b",
+        "numpy",
+        "-b",
+        "torch-functional",
+        "--activation",
+        "tanh",
+        "--fd-step",
+        "1e-5",
+        "--rtol",
+        "1e-6",
+    )
+    assert without_timings(from_config) == without_timings(explicit)
+    assert from_config["problem"]["layers"] == [3, 4, 2]
+    assert from_config["problem"]["activation"] == "tanh"
+    assert [b["name"] for b in from_config["backends"]] == ["numpy", "torch-functional"]
+    assert from_config["finite_difference"]["step"] == 1e-5
+    assert from_config["tolerances"]["rtol"] == 1e-6
+
+
+def test_flags_override_the_config_and_the_rest_still_applies(project):
+    report = run_json("--activation", "sigmoid", "-b", "torch-sequential", "--rtol", "1e-4")
+    assert report["problem"]["activation"] == "sigmoid"
+    assert [b["name"] for b in report["backends"]] == ["torch-sequential"]
+    assert report["tolerances"]["rtol"] == 1e-4
+    assert report["problem"]["layers"] == [3, 4, 2]  # data still from the config
+    assert report["finite_difference"]["step"] == 1e-5
+
+
+def test_config_can_choose_the_output_and_a_flag_can_take_it_back(project):
+    with (project / "pyproject.toml").open("a", encoding="utf-8") as f:
+        f.write("json = true\n")
+    result = runner.invoke(cli.app, ["run"])
+    assert json.loads(result.stdout)["ok"] is True
+    result = runner.invoke(cli.app, ["run", "--format", "text"])
+    assert "Gradient check" in result.stdout
+    assert "config: " in result.stderr and "pyproject.toml" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("colour = 1", "unknown gradcheck option 'colour'"),
+        ('rtol = "big"', "rtol must be a number, got 'big'"),
+        ("rtol = true", "rtol must be a number, got True"),
+        ('activation = "softplus"', "activation must be one of 'relu'"),
+        ("fd-step = 1e-4", "'fd-step' and 'fd_step' set the same option"),
+        ('data = ["a.npz"]', "data must be a single value, not a list"),
+        ("backend = [1]", "backend must be a string (or a list of them), got [1]"),
+        ("[tool.gradcheck.nested]\nx = 1", "unknown gradcheck option 'nested'"),
+    ],
+)
+def test_bad_config_exits_2_naming_key_and_file(project, line, message):
+    text = "[tool.gradcheck]\nfd_step = 1e-5\n" + line + "\n"
+    (project / "pyproject.toml").write_text(text, encoding="utf-8")
+    result = runner.invoke(cli.app, ["run"])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert str(project / "pyproject.toml") in result.stderr
+    assert result.stdout == "" and "Traceback" not in result.output
+
+
+def test_invalid_toml_is_a_one_line_error(project):
+    (project / "pyproject.toml").write_text("[tool.gradcheck\n", encoding="utf-8")
+    result = runner.invoke(cli.app, ["run"])
+    assert result.exit_code == 2
+    assert "invalid TOML" in result.stderr and result.stdout == ""
+
+
+def test_explicit_config_file_with_top_level_keys(tmp_path, monkeypatch):
+    write_problem(tmp_path / "d.npz")
+    cfg = tmp_path / "conf" / "gradcheck.toml"
+    cfg.parent.mkdir()
+    cfg.write_text('data = "../d.npz"\nbackend = "numpy"\nloss = "sse"\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    report = run_json("--config", str(cfg))
+    assert report["problem"]["loss"] == "sse"
+    assert report["problem"]["layers"] == [3, 4, 2]
+    assert [b["name"] for b in report["backends"]] == ["numpy"]
+    missing = runner.invoke(cli.app, ["run", "--config", str(tmp_path / "nope.toml")])
+    assert missing.exit_code == 2 and "no such config file" in missing.stderr
+
+
+def test_nearest_pyproject_wins_and_one_without_the_table_means_no_config(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[tool.gradcheck]\nrtol = 1.0\n", encoding="utf-8")
+    inner = tmp_path / "pkg"
+    (inner / "src").mkdir(parents=True)
+    (inner / "pyproject.toml").write_text('[project]\nname = "x"\n', encoding="utf-8")
+    assert find_config(inner / "src") == (inner / "pyproject.toml").resolve()
+    assert read_table(inner / "pyproject.toml") is None
+    assert load_config(None, option_specs(cli.run), cwd=inner / "src") is None
+    outer = load_config(None, option_specs(cli.run), cwd=tmp_path)
+    assert outer is not None and outer.values == {"rtol": 1.0}
+
+
+def test_paths_are_relative_to_the_config_file(tmp_path):
+    cfg = tmp_path / "a" / "pyproject.toml"
+    cfg.parent.mkdir()
+    cfg.write_text('[tool.gradcheck]\ndata = "x/d.npz"\nparams = "/abs/p.npz"\n', encoding="utf-8")
+    config = load_config(cfg, option_specs(cli.run))
+    assert config is not None
+    assert Path(config.values["data"]) == (tmp_path / "a" / "x" / "d.npz").resolve()
+    assert config.values["params"] == "/abs/p.npz"
+
+
+def test_every_option_of_run_is_configurable():
+    """The introspection sees exactly the options typer builds for `run` (minus --config)."""
+    command = typer.main.get_command(cli.app).commands["run"]  # type: ignore[attr-defined]
+    typer_names = {p.name for p in command.params if p.name not in ("config", "help")}
+    assert {s.name for s in option_specs(cli.run).values()} == typer_names
+
+
+def test_an_option_added_later_is_picked_up_with_its_type():
+    def command(
+        ctx: typer.Context,
+        fd_samples: Annotated[int, typer.Option(help="entries to sample")] = 10,
+        show: Annotated[list[str] | None, typer.Option("--show", "-s")] = None,
+        quiet: bool = False,
+        seed: int = typer.Option(0, "--random-seed"),
+    ) -> None:
+        pass
+
+    specs = option_specs(command)
+    assert set(specs) == {"fd-samples", "show", "quiet", "random-seed"}
+    assert specs["fd-samples"].type is int and not specs["fd-samples"].multiple
+    assert specs["show"].multiple and specs["show"].type is str
+    table = {"fd_samples": 50, "show": "heatmap", "quiet": True, "random_seed": 7}
+    config_values = load_config_from_table(table, specs)
+    assert config_values == {"fd_samples": 50, "show": ["heatmap"], "quiet": True, "seed": 7}
+    with pytest.raises(InputError, match=r"fd-samples must be an integer, got 2\.5"):
+        load_config_from_table({"fd-samples": 2.5}, specs)
+
+
+def load_config_from_table(table: dict, specs) -> dict:
+    from gradcheck_cli.config import resolve_config
+
+    return resolve_config(table, specs, Path("/cfg/pyproject.toml"))

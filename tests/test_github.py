@@ -1,0 +1,148 @@
+"""GitHub Actions output: workflow-command escaping, annotations and the Markdown step summary."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from gradcheck_cli import cli
+from gradcheck_cli.backends import create_backend
+from gradcheck_cli.checks import run_checks
+from gradcheck_cli.github import (
+    annotation_lines,
+    escape_data,
+    escape_property,
+    step_summary,
+    workflow_command,
+)
+from tests.test_checks import RaisingBackend, ScaledBackend
+
+runner = CliRunner()
+COMMAND = re.compile(r"^::(?P<level>error|warning|notice)(?: (?P<props>[^:]*))?::(?P<data>.*)$")
+
+
+def unescape(text: str) -> str:
+    """The runner's decoding of workflow-command values, written independently of the package."""
+    for code, char in (("%0D", "\r"), ("%0A", "\n"), ("%3A", ":"), ("%2C", ","), ("%25", "%")):
+        text = text.replace(code, char)
+    return text
+
+
+def parse_command(line: str) -> tuple[str, dict[str, str], str]:
+    match = COMMAND.match(line)
+    assert match, line
+    props = {}
+    for pair in filter(None, (match.group("props") or "").split(",")):
+        key, value = pair.split("=", 1)
+        props[key] = unescape(value)
+    return match.group("level"), props, unescape(match.group("data"))
+
+
+def test_escaping_follows_the_actions_toolkit():
+    assert escape_data("100%\r\nnext") == "100%25%0D%0Anext"
+    assert escape_data("a:b,c") == "a:b,c"  # only properties escape : and ,
+    assert escape_property("gradcheck: numpy, W0 %") == "gradcheck%3A numpy%2C W0 %25"
+    assert workflow_command("error", "x", title="") == "::error::x"
+
+
+@given(st.text(), st.text(min_size=1))
+def test_workflow_command_round_trips_and_stays_on_one_line(message, title):
+    line = workflow_command("error", message, title=title)
+    assert "\n" not in line and "\r" not in line
+    level, props, data = parse_command(line)
+    assert (level, props, data) == ("error", {"title": title}, message)
+
+
+def wrong_numpy(monkeypatch):
+    def fake_create(name, **options):
+        return ScaledBackend("W2", 0.5) if name == "numpy" else create_backend(name, **options)
+
+    monkeypatch.setattr(cli, "create_backend", fake_create)
+
+
+def test_format_github_annotates_a_failing_backend(monkeypatch):
+    wrong_numpy(monkeypatch)
+    result = runner.invoke(cli.app, ["run", "--format", "github"])
+    assert result.exit_code == 1
+    assert "1 of 3 backends failed" in result.stdout  # the tables are still there
+    commands = [parse_command(line) for line in result.stdout.splitlines() if line[:2] == "::"]
+    errors = [c for c in commands if c[0] == "error"]
+    assert len(errors) == 1
+    _, props, message = errors[0]
+    assert props == {"title": "gradcheck: scaled W2"}
+    assert message.startswith("scaled W2: max rel err 5.000e-01")
+    assert commands[-1][0] == "notice" and "1 of 3 backends failed: scaled" in commands[-1][2]
+
+
+def test_format_github_on_a_passing_run_has_only_a_notice():
+    result = runner.invoke(cli.app, ["run", "--format", "github", "-b", "numpy"])
+    assert result.exit_code == 0
+    lines = [line for line in result.stdout.splitlines() if line.startswith("::")]
+    assert len(lines) == 1 and lines[0].startswith("::notice title=gradcheck::all 1 backends")
+
+
+def test_raising_backend_annotation_carries_the_traceback(exercise_problem):
+    report = run_checks(exercise_problem, [create_backend("numpy"), RaisingBackend()])
+    lines = annotation_lines(report)
+    assert all("\n" not in line for line in lines)
+    level, props, message = parse_command(lines[0])
+    assert (level, props["title"]) == ("error", "gradcheck: raising")
+    assert message.splitlines()[0] == "raising raised: ZeroDivisionError: boom"
+    assert "Traceback (most recent call last)" in message
+
+
+def test_format_json_equals_json_flag_and_contradictions_are_errors():
+    a = runner.invoke(cli.app, ["run", "--json", "-b", "numpy"])
+    b = runner.invoke(cli.app, ["run", "--format", "json", "-b", "numpy"])
+    assert a.exit_code == b.exit_code == 0
+    ja, jb = json.loads(a.stdout), json.loads(b.stdout)
+    ja.pop("timings"), jb.pop("timings")
+    assert ja == jb
+    bad = runner.invoke(cli.app, ["run", "--json", "--format", "github"])
+    assert bad.exit_code == 2
+    assert "contradict" in bad.stderr and bad.stdout == ""
+
+
+def summary_rows(markdown: str) -> list[list[str]]:
+    """Rows of the first Markdown table, as lists of cells."""
+    rows, inside = [], False
+    for line in markdown.splitlines():
+        if line.startswith("| backend |"):
+            inside = True
+        elif inside and not line.startswith("|"):
+            break
+        if inside:
+            rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def test_summary_is_appended_and_tabulates_every_backend(tmp_path, monkeypatch):
+    wrong_numpy(monkeypatch)
+    path = tmp_path / "summary.md"
+    path.write_text("earlier step\n", encoding="utf-8")
+    result = runner.invoke(cli.app, ["run", "--summary", str(path)])
+    assert result.exit_code == 1
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("earlier step\n### ❌ gradcheck: 1 of 3 backends failed")
+    header, rule, *rows = summary_rows(text.split("\n", 1)[1])
+    assert header[0] == "backend" and len(rule) == len(header)
+    assert all(len(row) == len(header) for row in rows)
+    verdicts = {row[0]: row[-1] for row in rows}
+    assert verdicts["scaled"] == "❌ failed"
+    assert verdicts["torch-functional"] == verdicts["torch-sequential"] == "✅ ok"
+    assert "*finite differences*" in verdicts
+    assert "- scaled W2: max rel err 5.000e-01" in text
+
+
+def test_summary_marks_a_raising_backend_and_escapes_pipes(exercise_problem):
+    class PipeBackend(RaisingBackend):
+        name = "a|b"
+
+    report = run_checks(exercise_problem, [create_backend("numpy"), PipeBackend()])
+    lines = step_summary(report).splitlines()
+    assert "| a\\|b | — | — | — | — | ❌ raised |" in lines
+    assert "- a|b raised: ZeroDivisionError: boom".replace("|", "\\|") in lines
