@@ -131,7 +131,8 @@ def read_csv(path: str | Path, what: str = "data file") -> dict[str, np.ndarray]
                 path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64, encoding="utf-8-sig"
             )
     except (ValueError, UnicodeDecodeError) as exc:
-        detail = one_line(str(exc).split(";")[0])
+        # loadtxt is fast but counts rows its own way; find the bad cell again by file line.
+        detail = _locate_csv_error(path, names) or one_line(str(exc).split(";")[0])
         raise InputError(f"{what} {path}: not a numeric CSV table ({detail})") from None
     if table.size == 0:
         raise InputError(f"{what} {path}: has a header but no data rows")
@@ -141,6 +142,25 @@ def read_csv(path: str | Path, what: str = "data file") -> dict[str, np.ndarray]
         )
     T = table[:, targets]
     return {"X": table[:, inputs], "T": T[:, 0] if len(targets) == 1 else T}
+
+
+def _locate_csv_error(path: Path, names: list[str]) -> str | None:
+    """Where a CSV first stops being a numeric table, as 'line N, column NAME: ...'."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            for line, row in enumerate(csv.reader(handle), start=1):
+                if line == 1 or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+                    continue  # the header, blank lines and comments, as loadtxt skips them
+                if len(row) != len(names):
+                    return f"line {line} has {len(row)} columns; the header has {len(names)}"
+                for name, cell in zip(names, row):
+                    try:
+                        float(cell)
+                    except ValueError:
+                        return f"line {line}, column {name}: {cell.strip()!r} is not a number"
+    except (UnicodeDecodeError, csv.Error):
+        return None
+    return None
 
 
 def read_state_dict(
@@ -165,6 +185,12 @@ def read_state_dict(
         raise InputError(
             f"{what} {path}: holds a {type(state).__name__}, expected a state_dict "
             "(save model.state_dict())"
+        )
+    nested = [key for key, value in state.items() if isinstance(value, dict)]
+    if nested:
+        raise InputError(
+            f"{what} {path}: looks like a training checkpoint ({nested[0]!r} holds a dict); "
+            f"save the model's state_dict() alone, e.g. torch.save(checkpoint[{nested[0]!r}], ...)"
         )
     layers: dict[int, dict[str, Any]] = {}
     prefixes: set[str] = set()
@@ -309,7 +335,7 @@ def _call_pair(
         raise InputError(f"utils file {path}: {function}() raised {_describe(exc, path)}") from None
     if not isinstance(result, (tuple, list)):
         raise InputError(
-            f"utils file {path}: {function}() returned a {type(result).__name__}; "
+            f"utils file {path}: {function}() returned one {type(result).__name__}; "
             f"expected a pair ({', '.join(names)})"
         )
     if len(result) != 2:

@@ -48,15 +48,19 @@ def split_parameters(
             found[match.group(1)][int(match.group(2))] = value
     if not found["W"]:
         raise InputError(f"{path}: no weights found (expected keys W0, W1, ... and B0, B1, ...)")
-    depth = max(found["W"]) + 1
-    for letter in ("W", "B"):
-        missing = [f"{letter}{i}" for i in range(depth) if i not in found[letter]]
-        if missing:
-            raise InputError(f"{path}: {', '.join(missing)} missing (found W0..W{depth - 1})")
-    extra_b = [f"B{i}" for i in found["B"] if i >= depth]
-    if extra_b:
-        raise InputError(f"{path}: {', '.join(extra_b)} has no matching weight W")
+    # The highest index of either letter sets the depth, so a lost last W reads "W2 missing".
+    depth = max(*found["W"], *found["B"]) + 1
+    missing = [f"{k}{i}" for k in ("W", "B") for i in range(depth) if i not in found[k]]
+    if missing:
+        raise InputError(
+            f"{path}: {', '.join(missing)} missing "
+            f"(expected W0..W{depth - 1} and B0..B{depth - 1}; found {', '.join(_names(found))})"
+        )
     return [found["W"][i] for i in range(depth)], [found["B"][i] for i in range(depth)]
+
+
+def _names(found: dict[str, dict[int, np.ndarray]]) -> list[str]:
+    return [f"{k}{i}" for k in ("W", "B") for i in sorted(found[k])]
 
 
 def _to_array(name: str, value: object, where: str) -> np.ndarray:
@@ -67,8 +71,9 @@ def _to_array(name: str, value: object, where: str) -> np.ndarray:
     try:
         return np.asarray(value)
     except (ValueError, TypeError, RuntimeError) as exc:  # ragged nested lists and the like
+        detail = "its rows have different lengths" if "inhomogeneous" in str(exc) else exc
         raise InputError(
-            f"{where}: {name} is not a rectangular numeric array ({one_line(exc)})"
+            f"{where}: {name} is not a rectangular numeric array ({one_line(detail)})"
         ) from None
 
 
