@@ -18,6 +18,7 @@ from rich.console import Console
 
 from . import __version__
 from .backends import BUILTIN_BACKENDS, TORCH_BACKENDS, create_backend
+from .backends.base import Backend
 from .errors import GradcheckError, InputError
 from .finite_diff import DEFAULT_FD_STEP
 from .numpy_mlp import ACTIVATIONS, DEFAULT_NEGATIVE_SLOPE, LOSSES
@@ -261,6 +262,23 @@ def run(
         ),
     ] = None,
     utils: UtilsOption = None,
+    user: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--user",
+            help="Your own gradient function as FILE:FUNC (repeatable), checked like a backend: "
+            "f(W, B, A, Y, T) -> DW or (DW, DB), or f(X, T, W, B) -> (DW, DB) or (loss, DW, DB). "
+            "This RUNS the file's code.",
+        ),
+    ] = None,
+    show: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--show",
+            help="Also print this parameter (e.g. W1) entry by entry: reference, your function, "
+            "relative error, coloured (repeatable; text output only).",
+        ),
+    ] = None,
 ) -> None:
     """Compute the gradients with every backend, compare them, and exit 1 if any disagrees."""
     from .checks import CheckOptions, run_checks
@@ -292,6 +310,8 @@ def run(
             create_backend(n, device=device) if n in TORCH_BACKENDS else create_backend(n)
             for n in names
         ]
+        backends += _user_backends(user or [], names)
+        _check_shown(show or [], problem.parameter_names)
         options = CheckOptions(rtol=rtol, atol=atol, fd_mode=fd.value, fd_step=fd_step)
         report = run_checks(problem, backends, options, load_seconds=load_seconds)
 
@@ -310,6 +330,11 @@ def run(
         from .report import print_report
 
         print_report(report, stdout)
+        if show:
+            from .report import parameter_heatmaps
+
+            for name in show:
+                stdout.print(parameter_heatmaps(report, name))
         if output == "github":
             from .github import annotation_lines
 
@@ -363,3 +388,41 @@ def inspect_command(
         from .report import print_inspection
 
         print_inspection(inspection, stdout)
+
+
+def _user_backends(specs: list[str], builtin_names: list[str]) -> list[Backend]:
+    """A backend per --user FILE:FUNC; a missing file or function is bad usage (exit 2)."""
+    from .backends.user import UserBackend
+
+    backends: list[Backend] = [UserBackend(spec) for spec in specs]
+    labels = [b.name for b in backends] + builtin_names
+    if len(set(labels)) != len(labels):
+        twice = sorted({n for n in labels if labels.count(n) > 1})
+        raise InputError(f"--user given twice: {', '.join(twice)}")
+    return backends
+
+
+def _check_shown(names: list[str], parameters: list[str]) -> None:
+    """--show must name parameters of the problem."""
+    for name in names:
+        if name not in parameters:
+            raise InputError(
+                f"--show {name}: no such parameter; choose from {', '.join(parameters)}"
+            )
+
+
+@app.command("init")
+def init_command(
+    path: Annotated[
+        Path,
+        typer.Argument(help="Where to write the starter file (a folder: mybackprop.py in it)."),
+    ] = Path("mybackprop.py"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a starter file for your own backward pass and print the command that checks it."""
+    from .starter import write_starter
+
+    with exit_codes():
+        written, command = write_starter(path, force)
+    stdout.print(f"wrote {written}; fill in back_propagation, then check it with:", highlight=False)
+    stdout.print(f"  {command}", highlight=False, soft_wrap=True)

@@ -240,7 +240,9 @@ def _entry_style(rel: float, ok: bool, rtol: float) -> str:
 def _grid(title: str, values: np.ndarray, styles: np.ndarray, fmt: str) -> Table:
     """A 2-D block of numbers as a table whose cells carry their own colour."""
     rows, cols = values.shape
-    table = Table(title=title, title_justify="left", box=box.SIMPLE, pad_edge=False)
+    table = Table(
+        title=title, title_justify="left", box=box.SIMPLE, pad_edge=False, collapse_padding=True
+    )
     table.add_column("", style="dim", justify="right")
     for j in range(cols):
         # A vector is shown as one row whose columns are its entries.
@@ -273,7 +275,7 @@ def parameter_heatmaps(report: Report, name: str) -> Group:
             f"{name} ({shape}) · {report.reference_name}",
             cut,
             np.full(cut.shape, "cyan", dtype=object),
-            "+.4e",
+            "+.2e",
         )
     )
     for result in shown:
@@ -290,7 +292,7 @@ def parameter_heatmaps(report: Report, name: str) -> Group:
         for idx in np.ndindex(ref2.shape):
             styles[idx] = _entry_style(float(rel[idx]), bool(ok[idx]), report.rtol)
         block = (slice(0, MAX_SHOWN_ROWS), slice(0, MAX_SHOWN_COLS))
-        parts.append(_grid(f"{name} · {result.name}", g2[block], styles[block], "+.4e"))
+        parts.append(_grid(f"{name} · {result.name}", g2[block], styles[block], "+.2e"))
         parts.append(
             _grid(f"{name} · {result.name} · relative error", rel[block], styles[block], ".1e")
         )

@@ -44,8 +44,8 @@ def starter_text(path: str = DEFAULT_STARTER_PATH, function: str = STARTER_FUNCT
     return STARTER_TEMPLATE.format(path=path, function=function)
 
 
-def write_starter(path: Path, force: bool = False) -> str:
-    """Write the starter file at `path` (InputError if it exists and not `force`); the command."""
+def write_starter(path: Path, force: bool = False) -> tuple[Path, str]:
+    """Write the starter file (InputError if it exists and not `force`): its path, the command."""
     if path.is_dir():
         path = path / DEFAULT_STARTER_PATH
     if path.exists() and not force:
@@ -58,4 +58,4 @@ def write_starter(path: Path, force: bool = False) -> str:
         path.write_text(starter_text(str(path)), encoding="utf-8")
     except OSError as exc:
         raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    return f"gradcheck run --user {path}:{STARTER_FUNCTION}"
+    return path, f"gradcheck run --user {path}:{STARTER_FUNCTION}"
