@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -171,3 +172,24 @@ def test_properties_name_the_problem_and_tolerances(exercise_problem):
     # The suite's time covers loading too, so it is at least the sum of its testcases' times.
     case_total = sum(float(c.get("time")) for c in suite.iter("testcase"))
     assert float(suite.get("time")) >= case_total - 1e-5
+
+
+def test_a_wrong_user_function_fails_all_its_testcases_with_the_hint(exercise_problem):
+    from gradcheck_cli.backends.user import UserBackend
+    from gradcheck_cli.github import annotation_lines
+
+    corpus = Path(__file__).parent / "user_corpus" / "half_mse.py"
+    user = UserBackend(f"{corpus}:general")  # forgets the 2 of d(Y-T)^2/dY
+    report = run_checks(exercise_problem, [create_backend("numpy"), user])
+    assert not report.ok
+    root, suite = parse(to_junit(report))
+    assert_attributes_match_contents(root, suite)
+    failed = [c for c in suite.iter("testcase") if c.find("failure") is not None]
+    user_failed = [c for c in failed if c.get("classname") == f"gradcheck.{user.name}"]
+    assert sorted(c.get("name") for c in user_failed) == sorted(exercise_problem.parameter_names)
+    for case in user_failed:
+        message = case.find("failure").get("message")
+        rel = float(re.search(r"max rel err ([0-9.e+-]+)", message).group(1))
+        assert abs(rel - 0.5) < 1e-3  # every gradient is exactly half the true one
+    errors = [line for line in annotation_lines(report) if line.startswith("::error")]
+    assert len(errors) == len(exercise_problem.parameter_names)
