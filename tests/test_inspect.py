@@ -1,0 +1,139 @@
+"""`gradcheck inspect` and the inspection module: the loaded problem, described, no gradients."""
+
+from __future__ import annotations
+
+import json
+import math
+import typing
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from gradcheck_cli import checks, cli
+from gradcheck_cli.inspection import inspect_problem
+from gradcheck_cli.loading import load_problem, make_problem
+from tests.conftest import torch_reference
+from tests.test_loading import arrays, data_of, sequential_for
+
+runner = CliRunner()
+
+# The loss of a forward pass in float64 against torch autograd's: summation order only.
+LOSS_RTOL = 1e-12
+
+
+def test_inspect_bundled_problem_table():
+    result = runner.invoke(cli.app, ["inspect"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "4-6-6-6-1 relu MLP" in out and "20 samples" in out and "121 parameters" in out
+    assert "source: bundled exercise problem" in out
+    for name in ("X", "T", "W0", "W3", "B0", "B3", "20×4", "4×6", "hidden layer"):
+        assert name in out
+    expected_loss = torch_reference(load_problem())[0]
+    assert f"loss at these parameters: {expected_loss:.7g}" in out
+
+
+def test_inspect_json_statistics_match_hand_computed_values(tmp_path):
+    X = np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]])
+    T = np.array([[1.0], [-1.0], [3.0]])
+    W = [np.array([[1.0, -1.0], [2.0, -2.0]]), np.array([[1.0], [1.0]])]
+    B = [np.array([0.5, -0.5]), np.array([0.0])]
+    np.savez(tmp_path / "p.npz", X=X, T=T, W0=W[0], W1=W[1], B0=B[0], B1=B[1])
+    result = runner.invoke(cli.app, ["inspect", "--json", "--data", str(tmp_path / "p.npz")])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    stats = {a["name"]: a for a in report["arrays"]}
+    assert [a["name"] for a in report["arrays"]] == ["X", "T", "W0", "W1", "B0", "B1"]
+    assert stats["X"] == {
+        "name": "X",
+        "shape": [3, 2],
+        "min": 0.0,
+        "max": 5.0,
+        "mean": 2.5,
+        "std": pytest.approx(math.sqrt(35 / 12)),
+    }
+    assert stats["T"]["mean"] == 1.0 and stats["T"]["std"] == pytest.approx(math.sqrt(8 / 3))
+    assert report["problem"]["layers"] == [2, 2, 1]
+    assert report["problem"]["parameters"] == 9
+    # Hidden pre-activations by hand: X @ W0 + B0 = [[2.5, -2.5], [8.5, -8.5], [14.5, -14.5]].
+    # Unit 2 is never positive (dead under relu); the closest value to the kink is 2.5.
+    assert report["hidden_layers"] == [
+        {"name": "layer 1", "units": 2, "dead_units": 1, "min_abs_preactivation": 2.5}
+    ]
+    # Output = relu(Z0) @ W1 + B1 = [2.5, 8.5, 14.5]; mse against T.
+    assert report["loss_value"] == pytest.approx(((1.5**2) + (9.5**2) + (11.5**2)) / 3)
+
+
+def test_dead_units_are_only_counted_for_piecewise_activations():
+    rng = np.random.default_rng(0)
+    X = np.abs(rng.standard_normal((4, 2)))
+    W = [-np.ones((2, 3)), np.ones((3, 1))]  # X >= 0, so every hidden pre-activation is < 0
+    B = [np.zeros(3), np.zeros(1)]
+    T = np.zeros((4, 1))
+    relu = inspect_problem(make_problem(X, T, W, B, activation="relu"))
+    tanh = inspect_problem(make_problem(X, T, W, B, activation="tanh"))
+    assert relu.hidden[0].dead_units == 3
+    assert tanh.hidden[0].dead_units == 0
+
+
+@pytest.mark.parametrize("activation, loss", [("tanh", "sse"), ("sigmoid", "bce")])
+def test_inspect_loss_matches_torch_autograd(tmp_path, activation, loss):
+    named = arrays(5)
+    if loss == "bce":
+        named["T"] = np.random.default_rng(1).uniform(0, 1, named["T"].shape)
+    np.savez(tmp_path / "p.npz", **named)
+    problem = load_problem(tmp_path / "p.npz", activation=activation, loss=loss)
+    args = ["inspect", "--json", "--data", str(tmp_path / "p.npz"), "--activation", activation]
+    result = runner.invoke(cli.app, [*args, "--loss", loss])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["problem"]["activation"] == activation and report["problem"]["loss"] == loss
+    assert report["loss_value"] == pytest.approx(torch_reference(problem)[0], rel=LOSS_RTOL)
+
+
+def test_inspect_takes_the_same_loading_options_as_run(tmp_path):
+    named = arrays(6)
+    np.savez(tmp_path / "d.npz", **data_of(named))
+    torch.save(sequential_for(named).state_dict(), tmp_path / "m.pt")
+    result = runner.invoke(
+        cli.app,
+        ["inspect", "--data", str(tmp_path / "d.npz"), "--params", str(tmp_path / "m.pt")],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "3-4-2 relu MLP" in result.stdout and "m.pt" in result.stdout
+    hints = {
+        name: typing.get_type_hints(command, include_extras=True)
+        for name, command in (("run", cli.run), ("inspect", cli.inspect_command))
+    }
+    for option in ("data", "params", "utils", "activation", "negative_slope", "loss", "dtype"):
+        assert hints["run"][option] == hints["inspect"][option], option
+
+
+def test_inspect_with_utils(tmp_path):
+    (tmp_path / "utils.py").write_text(
+        "import numpy as np\n"
+        "def getdata():\n    return np.ones((3, 2)), np.zeros((3, 1))\n"
+        "def getparams():\n"
+        "    return [np.ones((2, 5)), np.ones((5, 1))], [np.zeros(5), np.zeros(1)]\n"
+    )
+    result = runner.invoke(cli.app, ["inspect", "--json", "--utils", str(tmp_path / "utils.py")])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["problem"]["layers"] == [2, 5, 1]
+    assert report["source"].endswith("utils.py")
+    # relu(ones @ ones) = 2 per hidden unit, output 5 * 2 = 10, T = 0: mse = 100.
+    assert report["loss_value"] == 100.0
+
+
+def test_inspect_computes_no_gradients(monkeypatch):
+    def refuse(*args: object, **kwargs: object) -> typing.NoReturn:
+        raise AssertionError("inspect must not compute gradients")
+
+    monkeypatch.setattr(checks, "run_checks", refuse)
+    monkeypatch.setattr(cli, "create_backend", refuse)
+    result = runner.invoke(cli.app, ["inspect", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["problem"]["layers"] == [4, 6, 6, 6, 1]
