@@ -14,7 +14,9 @@ import numpy as np
 from .backends.base import Backend
 from .diagnose import Diagnoser, Explanation
 from .errors import BackendError, InputError
-from .finite_diff import DEFAULT_FD_STEP, FD_MODES, FiniteDifferences, finite_differences
+from .fd_batched import Progress
+from .fd_directional import DirectionalVerdict
+from .finite_diff import FD_MODES, FiniteDifferences, finite_differences
 from .numpy_mlp import network_loss
 from .problem import Gradients, Problem
 
@@ -38,8 +40,12 @@ class CheckOptions:
 
     rtol: float | None = None
     atol: float | None = None
-    fd_mode: str = "full"
-    fd_step: float = DEFAULT_FD_STEP
+    fd_mode: str = "auto"
+    fd_step: float | None = None  # None: the default step rule of finite_diff
+    fd_samples: int | None = None  # entries (sample) or directions (directional)
+    fd_order: int = 2
+    seed: int = 0
+    progress: Progress | None = field(default=None, compare=False, repr=False)
 
     def tolerances(self, dtype: str) -> tuple[float, float]:
         """(rtol, atol) in force for backends computing in `dtype`."""
@@ -92,6 +98,7 @@ class BackendResult:
     traceback: str | None = None
     seconds: float = 0.0
     gradients: Gradients | None = field(default=None, repr=False)
+    directional: DirectionalVerdict | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -121,6 +128,12 @@ class FiniteDifferenceSummary:
     ok: bool
     loss: float
     estimates: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    requested: str = "full"
+    order: int = 2
+    directions: int | None = None  # directional mode: how many random directions
+    kink_entries: tuple[dict[str, Any], ...] = ()  # the first kink entries, with `resolved`
+    unresolved_kinks: int = 0  # kink entries left unjudged
+    max_error_estimate: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -132,6 +145,12 @@ class FiniteDifferenceSummary:
             "kinks": self.kinks,
             "max_rel_err": self.max_rel_err,
             "ok": self.ok,
+            "requested": self.requested,
+            "order": self.order,
+            "directions": self.directions,
+            "kink_entries": list(self.kink_entries),
+            "unresolved_kinks": self.unresolved_kinks,
+            "max_error_estimate": self.max_error_estimate,
         }
 
 
@@ -258,7 +277,7 @@ class Reference:
     estimates: dict[str, np.ndarray]
     error: dict[str, np.ndarray]  # estimated absolute error of each estimate
     checked: dict[str, np.ndarray]  # entries that have an estimate
-    kinks: dict[str, np.ndarray]  # entries whose estimate crossed an activation kink
+    kinks: dict[str, np.ndarray]  # kink entries with no kink-free estimate: not judged
     loss: float
     fd: FiniteDifferences | None = None
     seconds: float = 0.0
@@ -273,13 +292,22 @@ def build_reference(
     """Finite differences, or with --fd off the consensus of the built-in backends."""
     if options.fd_mode != "off":
         start = time.perf_counter()
-        fd = finite_differences(problem, options.fd_step)
+        fd = finite_differences(
+            problem,
+            options.fd_step,
+            mode=options.fd_mode,
+            order=options.fd_order,
+            samples=options.fd_samples,
+            seed=options.seed,
+            progress=options.progress,
+        )
         return Reference(
-            name="finite differences",
+            name="finite differences" if fd.mode == "full" else f"finite differences ({fd.mode})",
             estimates=fd.estimates,
             error=fd.error,
             checked=fd.checked,
-            kinks=fd.kinks,
+            # Kinks resolved by a smaller step or a one-sided difference are judged.
+            kinks=fd.unresolved,
             loss=fd.loss,
             fd=fd,
             seconds=time.perf_counter() - start,
@@ -368,6 +396,10 @@ def judge_backend(
         params.append(param)
     if diagnoser is not None:
         hints.extend(diagnoser.summary(explained))
+    directional = _directional_verdict(grads, reference, rtol, atol)
+    if directional is not None and not directional.ok:
+        params = [_mark_directional(p, directional) for p in params]
+        hints.append(directional.hint() or "")
     loss_ok = grads.loss is None or bool(
         np.isclose(grads.loss, reference.loss, rtol=rtol, atol=atol)
     )
@@ -380,7 +412,7 @@ def judge_backend(
     result = BackendResult(
         name=backend.name,
         kind=backend.kind,
-        ok=loss_ok and all(p.ok for p in params),
+        ok=loss_ok and all(p.ok for p in params) and (directional is None or directional.ok),
         error=None,
         loss=grads.loss,
         first_weight_grad=float(np.asarray(grads.dW[0]).reshape(-1)[0]),
@@ -388,8 +420,26 @@ def judge_backend(
         hints=tuple(hints),
         seconds=seconds,
         gradients=grads,
+        directional=directional,
     )
     return result, failed
+
+
+def _directional_verdict(
+    grads: Gradients, reference: Reference, rtol: float, atol: float
+) -> DirectionalVerdict | None:
+    """In directional mode: g.v against the FD derivative on every random direction."""
+    if reference.fd is None or reference.fd.directional is None:
+        return None
+    named = {n: np.asarray(g, dtype=np.float64) for n, g in grads.by_name().items()}
+    return reference.fd.directional.judge(named, rtol, atol, FD_ERROR_FACTOR)
+
+
+def _mark_directional(param: ParamResult, verdict: DirectionalVerdict) -> ParamResult:
+    """The parameter bisection localised a failing direction to is marked failed."""
+    if param.name != verdict.param:
+        return param
+    return replace(param, ok=False, worst_index=verdict.index, max_rel_err=verdict.param_rel_err)
 
 
 def _diagnoser(problem: Problem | None, reference: Reference, rtol: float) -> Diagnoser | None:
@@ -433,7 +483,7 @@ def run_checks(
         )
     if not backends:
         raise InputError("no backend to check")
-    if options.fd_step <= 0:
+    if options.fd_step is not None and options.fd_step <= 0:
         raise InputError(f"--fd-step must be positive, got {options.fd_step}")
     rtol, atol = options.tolerances(problem.dtype)
 
@@ -494,6 +544,11 @@ def run_checks(
     if fd is not None:
         failed_count = int(sum(int(m.sum()) for m in failed_entries.values()))
         rels = [p.max_rel_err for r in results for p in r.params if p.max_rel_err is not None]
+        verdicts = [r.directional for r in results if r.directional is not None]
+        if fd.directional is not None:
+            # Directional mode counts failed directions, and errors of projections.
+            failed_count = len({k for v in verdicts for k in v.failed})
+            rels = [v.max_rel_err for v in verdicts if v.max_rel_err is not None]
         summary = FiniteDifferenceSummary(
             mode=fd.mode,
             step=fd.step,
@@ -504,6 +559,12 @@ def run_checks(
             ok=failed_count == 0,
             loss=fd.loss,
             estimates=fd.estimates,
+            requested=fd.requested,
+            order=fd.order,
+            directions=fd.directional.count if fd.directional is not None else None,
+            kink_entries=tuple(fd.kink_entries()),
+            unresolved_kinks=fd.unresolved_count,
+            max_error_estimate=fd.max_error,
         )
     return Report(
         ok=all(r.ok for r in results),

@@ -7,7 +7,7 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -20,7 +20,7 @@ from . import __version__
 from .backends import BUILTIN_BACKENDS, TORCH_BACKENDS, create_backend
 from .backends.base import Backend
 from .errors import GradcheckError, InputError
-from .finite_diff import DEFAULT_FD_STEP
+from .finite_diff import DEFAULT_DIRECTIONS, DEFAULT_SAMPLES, FULL_MODE_MAX_PARAMETERS
 from .numpy_mlp import ACTIVATIONS, DEFAULT_NEGATIVE_SLOPE, LOSSES
 
 app = typer.Typer(
@@ -60,7 +60,10 @@ class DType(str, Enum):
 
 
 class FDMode(str, Enum):
+    auto = "auto"
     full = "full"
+    sample = "sample"
+    directional = "directional"
     off = "off"
 
 
@@ -90,6 +93,44 @@ def exit_codes() -> Iterator[None]:
         fail(
             f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 3
         )
+
+
+# Finite differences that finish within this many seconds show no progress bar.
+PROGRESS_DELAY_S = 1.0
+
+
+@contextmanager
+def fd_progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A (done, total) callback drawing a progress bar on stderr once a run passes ~1 s."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("finite differences"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} evaluations"),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+    )
+    start = time.perf_counter()
+    task: list[TaskID] = []
+
+    def update(done: int, total: int) -> None:
+        if not task:
+            if time.perf_counter() - start < PROGRESS_DELAY_S:
+                return
+            bar.start()
+            task.append(bar.add_task("fd", total=total))
+        bar.update(task[0], completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if task:
+            bar.stop()
 
 
 def _version(value: bool) -> None:
@@ -221,10 +262,18 @@ def run(
         FDMode,
         typer.Option(
             "--fd",
-            help="Finite-difference reference: full, or off (compare backends with each other).",
+            help="Finite-difference reference: full (every entry), sample (--fd-samples "
+            "entries, every tensor covered), directional (random directions), off (compare "
+            f"backends with each other); auto: full up to {FULL_MODE_MAX_PARAMETERS:,} "
+            "parameters, else sample.",
         ),
-    ] = FDMode.full,
-    fd_step: Annotated[float, typer.Option(help="Central-difference step h.")] = DEFAULT_FD_STEP,
+    ] = FDMode.auto,
+    fd_step: Annotated[
+        float | None,
+        typer.Option(
+            help="Base step: h = step * max(1, |theta|). Default 1e-6 (order 2), 1e-4 (order 4)."
+        ),
+    ] = None,
     rtol: Annotated[
         float | None,
         typer.Option(help="Relative tolerance (default: 1e-5 for float64, 1e-3 for float32)."),
@@ -279,6 +328,17 @@ def run(
             "relative error, coloured (repeatable; text output only).",
         ),
     ] = None,
+    fd_samples: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Entries (--fd sample, default {DEFAULT_SAMPLES}) or directions "
+            f"(--fd directional, default {DEFAULT_DIRECTIONS}) to check."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the sampled entries and directions.")] = 0,
+    fd_order: Annotated[
+        int, typer.Option(help="Finite-difference order: 2 (central) or 4 (Richardson).")
+    ] = 2,
 ) -> None:
     """Compute the gradients with every backend, compare them, and exit 1 if any disagrees."""
     from .checks import CheckOptions, run_checks
@@ -312,8 +372,18 @@ def run(
         ]
         backends += _user_backends(user or [], names)
         _check_shown(show or [], problem.parameter_names)
-        options = CheckOptions(rtol=rtol, atol=atol, fd_mode=fd.value, fd_step=fd_step)
-        report = run_checks(problem, backends, options, load_seconds=load_seconds)
+        with fd_progress(enabled=output != "json" and stderr.is_terminal) as progress:
+            options = CheckOptions(
+                rtol=rtol,
+                atol=atol,
+                fd_mode=fd.value,
+                fd_step=fd_step,
+                fd_samples=fd_samples,
+                fd_order=fd_order,
+                seed=seed,
+                progress=progress,
+            )
+            report = run_checks(problem, backends, options, load_seconds=load_seconds)
 
     with exit_codes():
         if junit is not None:

@@ -1,0 +1,258 @@
+"""Batched loss evaluations for finite differences, and kink-aware derivative estimates.
+
+`EntryLosses` evaluates the loss at many single-entry perturbations of one parameter
+tensor at once: the activations below the perturbed layer are reused, the layer just
+above gets a rank-1 update (only one unit changed), and all perturbed copies go
+through the remaining layers as one large matrix product, in chunks that bound memory.
+It also reports whether a perturbation changed any ReLU/leaky-ReLU activation pattern
+(crossed a kink). `estimate_lines` turns such evaluations into derivative estimates
+with error estimates, resolving kinks with smaller steps or one-sided differences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import numpy_mlp
+from .problem import Problem
+
+EPS64 = float(np.finfo(np.float64).eps)
+# Rounding error of one float64 loss evaluation, in ulps of the loss: summing N*out
+# squared residuals loses a few ulps; 4 is generous for the sizes we see.
+ROUNDING_ULPS = 4.0
+# Perturbed copies per chunk are bounded so that one (chunk, N, width) float64 array
+# stays near 2**18 elements (2 MiB): large enough for efficient GEMMs, small enough
+# to stay in cache-friendly territory and bound memory on any problem.
+CHUNK_ELEMENTS = 2**18
+# When a step of h crosses a kink, central differences are retried at these
+# fractions of h before giving up on the entry.
+KINK_STEP_FACTORS = (0.1, 0.01, 0.001)
+
+# (done, total) evaluations; called after every chunk.
+Progress = Callable[[int, int], None]
+# evaluate(lines, offsets) -> (losses, crossed): the loss at theta + offset * direction(line).
+Evaluator = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def batched_loss(Y: np.ndarray, T: np.ndarray, name: str) -> np.ndarray:
+    """The loss of every output copy in Y (copies, N, out) against T; the formulas of numpy_mlp."""
+    if name == "mse":
+        return np.asarray(((Y - T) ** 2).mean(axis=(1, 2)))
+    if name == "sse":
+        return np.asarray(((Y - T) ** 2).sum(axis=(1, 2)))
+    if name == "cross-entropy":
+        if T.ndim == 1:
+            P = np.zeros(Y.shape[1:])
+            P[np.arange(Y.shape[1]), T.astype(np.int64)] = 1.0
+        else:
+            P = T
+        shifted = Y - Y.max(axis=2, keepdims=True)
+        log_softmax = shifted - np.log(np.exp(shifted).sum(axis=2, keepdims=True))
+        return np.asarray(-(P * log_softmax).sum(axis=(1, 2)) / Y.shape[1])
+    if name == "bce":
+        terms = np.maximum(Y, 0.0) - Y * T + np.log1p(np.exp(-np.abs(Y)))
+        return np.asarray(terms.mean(axis=(1, 2)))
+    raise ValueError(f"unknown loss {name!r}")
+
+
+class EntryLosses:
+    """Loss at single-entry perturbations of a problem's parameters, evaluated in batches."""
+
+    def __init__(self, problem: Problem, progress: Progress | None = None) -> None:
+        """Run the unperturbed forward pass once and keep every layer's values."""
+        self.problem = problem
+        self.weights = [np.asarray(w, dtype=np.float64) for w in problem.weights]
+        self.biases = [np.asarray(b, dtype=np.float64) for b in problem.biases]
+        self.X = np.asarray(problem.X, dtype=np.float64)
+        self.T = np.asarray(problem.T)
+        if self.T.dtype.kind == "f":
+            self.T = self.T.astype(np.float64)
+        self.Z, self.A = numpy_mlp.forward(
+            self.X, self.weights, self.biases, problem.activation, problem.negative_slope
+        )
+        self.kinky = problem.activation in numpy_mlp.PIECEWISE_ACTIVATIONS
+        self.patterns = [z > 0 for z in self.Z[:-1]]
+        # f0 from the batched code path, so one-sided differences subtract like from like.
+        self.f0 = float(batched_loss(self.Z[-1][None], self.T, problem.loss)[0])
+        self.progress = progress
+        self.done = 0
+        self.total = 0
+        self.gemm_flops = 0
+        self._buffers: dict[tuple[str, int], np.ndarray] = {}
+
+    def _act(self, z: np.ndarray) -> np.ndarray:
+        return numpy_mlp.activate(z, self.problem.activation, self.problem.negative_slope)
+
+    def _buffer(self, kind: str, layer: int, copies: int) -> np.ndarray:
+        """A reusable (copies, N, width) work array: fresh large arrays cost page faults."""
+        N, width = self.Z[layer].shape
+        key = (kind, layer)
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape[0] < copies:
+            dtype = bool if kind == "mask" else np.float64
+            buf = self._buffers[key] = np.empty((copies, N, width), dtype=dtype)
+        return buf[:copies]
+
+    def _act_inplace(self, z: np.ndarray) -> np.ndarray:
+        """act(z), overwriting z where the activation allows it."""
+        if self.problem.activation == "relu":
+            return np.maximum(z, 0.0, out=z)
+        if self.problem.activation == "identity":
+            return z
+        return self._act(z)
+
+    def _changed(self, z: np.ndarray, layer: int) -> np.ndarray:
+        """Per copy: did the activation pattern of hidden layer `layer` change?"""
+        flips = self._buffer("mask", layer, z.shape[0])
+        np.greater(z, 0.0, out=flips)
+        np.not_equal(flips, self.patterns[layer], out=flips)
+        return np.asarray(flips.reshape(flips.shape[0], -1).any(axis=1))
+
+    def losses(
+        self, name: str, flat: np.ndarray, deltas: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Loss and kink flag with entry flat[r] of parameter `name` moved by deltas[r]."""
+        layer = int(name[1:])
+        N = self.X.shape[0]
+        widest = max(w.shape[1] for w in self.weights[layer:])
+        chunk = max(1, CHUNK_ELEMENTS // (N * widest))
+        out_losses = np.empty(flat.size)
+        out_crossed = np.zeros(flat.size, dtype=bool)
+        for start in range(0, flat.size, chunk):
+            stop = min(start + chunk, flat.size)
+            losses, crossed = self._chunk(name, layer, flat[start:stop], deltas[start:stop])
+            out_losses[start:stop] = losses
+            out_crossed[start:stop] = crossed
+            self.done += stop - start
+            if self.progress is not None:
+                self.progress(self.done, max(self.total, self.done))
+        return out_losses, out_crossed
+
+    def _chunk(
+        self, name: str, layer: int, flat: np.ndarray, deltas: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        c = flat.size
+        rows = np.arange(c)
+        last = len(self.weights) - 1
+        z_base = self.Z[layer]
+        if name[0] == "W":
+            i, j = np.divmod(flat, z_base.shape[1])
+            # Moving W[i, j] by d changes only column j of Z: by d * A[:, i].
+            dz = deltas[:, None] * self.A[layer][:, i].T
+        else:
+            j = flat
+            dz = np.broadcast_to(deltas[:, None], (c, z_base.shape[0]))
+        zj = z_base[:, j].T + dz  # (c, N): the changed column of every copy
+        crossed = np.zeros(c, dtype=bool)
+        if layer == last:
+            y = np.broadcast_to(z_base, (c, *z_base.shape)).copy()
+            y[rows, :, j] = zj
+            return batched_loss(y, self.T, self.problem.loss), crossed
+        if self.kinky:
+            crossed |= ((zj > 0) != self.patterns[layer][:, j].T).any(axis=1)
+        # Only unit j of A[layer+1] changed, so Z[layer+1] gets a rank-1 update.
+        da = self._act(zj) - self.A[layer + 1][:, j].T  # (c, N)
+        z = self._buffer("z", layer + 1, c)
+        np.multiply(da[:, :, None], self.weights[layer + 1][j][:, None, :], out=z)
+        z += self.Z[layer + 1]
+        for k in range(layer + 1, last):
+            if self.kinky:
+                crossed |= self._changed(z, k)
+            a = self._act_inplace(z)
+            w = self.weights[k + 1]
+            self.gemm_flops += 2 * a.shape[0] * a.shape[1] * w.shape[0] * w.shape[1]
+            z = self._buffer("z", k + 1, c)
+            np.matmul(a.reshape(-1, w.shape[0]), w, out=z.reshape(-1, w.shape[1]))
+            z += self.biases[k + 1]
+        return batched_loss(z, self.T, self.problem.loss), crossed
+
+
+@dataclass(frozen=True, eq=False)
+class LineEstimates:
+    """Derivatives along m lines: estimate, estimated absolute error, kink flags."""
+
+    estimate: np.ndarray
+    error: np.ndarray
+    kink: np.ndarray  # the first step crossed an activation kink
+    unresolved: np.ndarray  # a kink no smaller step or one-sided difference avoided
+
+
+def rounding_error(f0: float, step: np.ndarray) -> np.ndarray:
+    """Rounding error of a difference quotient (f(+h) - f(-h)) / 2h of float64 losses near f0."""
+    return np.asarray(2.0 * ROUNDING_ULPS * EPS64 * max(abs(f0), 1e-300) / (2.0 * step))
+
+
+def _central(
+    lp: np.ndarray,
+    lm: np.ndarray,
+    lp2: np.ndarray,
+    lm2: np.ndarray,
+    h: np.ndarray,
+    f0: float,
+    order: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Central estimate at step h and its error, from evaluations at +-h and +-h/2."""
+    d1 = (lp - lm) / (2.0 * h)
+    d2 = (lp2 - lm2) / h
+    rb = rounding_error(f0, h)
+    if order == 2:
+        # D(h) - D(h/2) = 3/4 of D(h)'s truncation error (h^2 term) plus rounding noise.
+        return d1, 4.0 / 3.0 * np.abs(d1 - d2) + rb
+    # Richardson: (4 D(h/2) - D(h)) / 3 cancels the h^2 term. Its error is bounded by
+    # that of D(h/2), |R - D(h/2)|; its rounding is (4 * 2rb + rb) / 3 = 3rb.
+    richardson = (4.0 * d2 - d1) / 3.0
+    return richardson, np.abs(richardson - d2) + 3.0 * rb
+
+
+def _one_sided(
+    l1: np.ndarray, l2: np.ndarray, h: np.ndarray, f0: float, sign: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """One-sided Richardson estimate from f0, f(sign*h), f(sign*h/2), and its error."""
+    d1 = sign * (l1 - f0) / h
+    d2 = sign * (l2 - f0) / (h / 2.0)
+    richardson = 2.0 * d2 - d1
+    # |D(h) - D(h/2)| is D(h/2)'s O(h) error, a bound for the O(h^2) Richardson value.
+    return richardson, np.abs(d1 - d2) + 6.0 * rounding_error(f0, h)
+
+
+def estimate_lines(
+    evaluate: Evaluator, count: int, steps: np.ndarray, f0: float, order: int
+) -> LineEstimates:
+    """Kink-aware derivative estimates along `count` lines with per-line steps."""
+    lines = np.arange(count)
+    losses, crossed = evaluate(
+        np.tile(lines, 4), np.concatenate([steps, -steps, steps / 2, -steps / 2])
+    )
+    lp, lm, lp2, lm2 = losses.reshape(4, count)
+    cp, cm, cp2, cm2 = crossed.reshape(4, count)
+    estimate, error = _central(lp, lm, lp2, lm2, steps, f0, order)
+    kink = cp | cm | cp2 | cm2
+    pending = kink.copy()
+    for factor in (1.0, *KINK_STEP_FACTORS):
+        if not pending.any():
+            break
+        idx = np.flatnonzero(pending)
+        h = steps[idx] * factor
+        if factor == 1.0:
+            lp_, lm_, lp2_, lm2_ = lp[idx], lm[idx], lp2[idx], lm2[idx]
+            cp_, cm_, cp2_, cm2_ = cp[idx], cm[idx], cp2[idx], cm2[idx]
+        else:
+            ls, cs = evaluate(np.tile(idx, 4), np.concatenate([h, -h, h / 2, -h / 2]))
+            lp_, lm_, lp2_, lm2_ = ls.reshape(4, idx.size)
+            cp_, cm_, cp2_, cm2_ = cs.reshape(4, idx.size)
+            # A smaller step that crosses nothing: central differences are valid again.
+            clean = ~(cp_ | cm_ | cp2_ | cm2_)
+            est, err = _central(lp_, lm_, lp2_, lm2_, h, f0, order)
+            estimate[idx[clean]], error[idx[clean]] = est[clean], err[clean]
+            pending[idx[clean]] = False
+        # Otherwise one side may be clean: the derivative at theta is that of the
+        # smooth piece theta lies on, which a one-sided difference on that side sees.
+        for sign, l1, l2, c1, c2 in ((1.0, lp_, lp2_, cp_, cp2_), (-1.0, lm_, lm2_, cm_, cm2_)):
+            side = pending[idx] & ~(c1 | c2)
+            est, err = _one_sided(l1, l2, h, f0, sign)
+            estimate[idx[side]], error[idx[side]] = est[side], err[side]
+            pending[idx[side]] = False
+    return LineEstimates(estimate, error, kink, pending)

@@ -1,0 +1,236 @@
+"""Directional finite differences: the gradient projected on K random signed directions.
+
+The cost is a few forward passes per direction, whatever the parameter count. When a
+backend's projection g.v disagrees with the numerical directional derivative, the
+direction is restricted to one tensor at a time, then bisected within the worst
+tensor, to localise the wrong entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import numpy_mlp
+from .fd_batched import LineEstimates, Progress, batched_loss, estimate_lines
+from .problem import Problem
+
+
+@dataclass(frozen=True)
+class DirectionalVerdict:
+    """How one backend's gradient fared on the random directions."""
+
+    directions: int
+    failed: tuple[int, ...]  # indices of the directions that failed
+    max_rel_err: float | None
+    param: str | None = None  # where bisection localised the mistake
+    index: tuple[int, ...] | None = None  # the entry, when bisection got down to one
+    param_rel_err: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        """No direction failed."""
+        return not self.failed
+
+    def hint(self) -> str | None:
+        """One line on what failed and where, or None when all directions passed."""
+        if self.ok:
+            return None
+        text = f"{len(self.failed)} of {self.directions} random directions disagree"
+        if self.param is None:
+            return text + " (the mistake is spread over tensors; not localised)"
+        where = self.param if self.index is None else f"{self.param}{list(self.index)}"
+        return text + f"; bisection localises it to {where}"
+
+
+class DirectionalFD:
+    """Directional derivatives of the loss along seeded random sign vectors."""
+
+    def __init__(
+        self,
+        problem: Problem,
+        count: int,
+        seed: int,
+        step: float,
+        order: int,
+        progress: Progress | None = None,
+    ) -> None:
+        """Draw the directions and evaluate the unperturbed loss and activation patterns."""
+        self.problem, self.count, self.step, self.order = problem, count, step, order
+        self.names = problem.parameter_names
+        self.theta = np.concatenate(
+            [np.asarray(p, dtype=np.float64).reshape(-1) for p in problem.parameters]
+        )
+        bounds = np.cumsum([0] + [p.size for p in problem.parameters])
+        self.slices = {n: slice(int(a), int(b)) for n, a, b in zip(self.names, bounds, bounds[1:])}
+        # int8 signs: 1M parameters x 16 directions is 16 MB, not 128.
+        rng = np.random.default_rng(seed)
+        bits = rng.integers(0, 2, size=(count, self.theta.size), dtype=np.int8)
+        self.signs = (2 * bits - 1).astype(np.int8)
+        self.kinky = problem.activation in numpy_mlp.PIECEWISE_ACTIVATIONS
+        self.progress, self.done = progress, 0
+        self.f0, _ = self._loss_at(self.theta, reference=True)
+        self._cache: dict[tuple[str, ...], LineEstimates] = {}
+        self.max_error: float | None = None
+
+    def _loss_at(self, theta: np.ndarray, reference: bool = False) -> tuple[float, bool]:
+        """Loss at the flat parameter vector theta, and whether an activation pattern changed."""
+        p = self.problem
+        params = [theta[self.slices[n]].reshape(a.shape) for n, a in zip(self.names, p.parameters)]
+        k = p.depth
+        Z, _ = numpy_mlp.forward(p.X, params[:k], params[k:], p.activation, p.negative_slope)
+        T = np.asarray(p.T, dtype=np.float64) if np.asarray(p.T).dtype.kind == "f" else p.T
+        loss = float(batched_loss(Z[-1][None], T, p.loss)[0])
+        if reference:
+            self.patterns = [z > 0 for z in Z[:-1]]
+            return loss, False
+        crossed = self.kinky and any(
+            bool(((z > 0) != pattern).any()) for z, pattern in zip(Z[:-1], self.patterns)
+        )
+        return loss, crossed
+
+    def _estimate(self, directions: Sequence[np.ndarray]) -> LineEstimates:
+        """Kink-aware derivatives of the loss along each (float64, flat) direction."""
+
+        def evaluate(lines: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            losses, crossed = np.empty(lines.size), np.zeros(lines.size, dtype=bool)
+            for r, (line, offset) in enumerate(zip(lines, offsets)):
+                losses[r], crossed[r] = self._loss_at(self.theta + offset * directions[line])
+                self.done += 1
+                if self.progress is not None:
+                    self.progress(self.done, max(self.done, 4 * self.count))
+            return losses, crossed
+
+        steps = np.full(len(directions), self.step)
+        return estimate_lines(evaluate, len(directions), steps, self.f0, self.order)
+
+    def _direction(self, k: int, names: Sequence[str], part: slice | None = None) -> np.ndarray:
+        """Direction k restricted to the tensors `names` (and to `part` of a single tensor)."""
+        v = np.zeros(self.theta.size)
+        for n in names:
+            s = self.slices[n]
+            if part is not None:
+                s = slice(s.start + part.start, s.start + part.stop)
+            v[s] = self.signs[k, s]
+        return v
+
+    def along(self, names: tuple[str, ...]) -> LineEstimates:
+        """Directional derivatives along every direction restricted to `names` (cached)."""
+        if names not in self._cache:
+            self._cache[names] = self._estimate(
+                [self._direction(k, names) for k in range(self.count)]
+            )
+            judged = self._cache[names].error[~self._cache[names].unresolved]
+            if judged.size:
+                self.max_error = max(self.max_error or 0.0, float(judged.max()))
+        return self._cache[names]
+
+    def _excess(
+        self,
+        grads: dict[str, np.ndarray],
+        k: int,
+        parts: Sequence[tuple[str, slice]],
+        rtol: float,
+        atol: float,
+        error_factor: float,
+    ) -> list[tuple[float, float]]:
+        """(excess ratio, rel err) of g.v against the FD derivative for each restricted part."""
+        directions = [self._direction(k, [n], part) for n, part in parts]
+        fd = self._estimate(directions)
+        out = []
+        for r, (n, part) in enumerate(parts):
+            g = np.asarray(grads[n], dtype=np.float64).reshape(-1)[part]
+            signs = self.signs[k, self.slices[n]][part]
+            out.append(
+                self._compare(g, signs, fd, r, rtol, atol, error_factor)
+                if not fd.unresolved[r]
+                else (0.0, 0.0)
+            )
+        return out
+
+    @staticmethod
+    def _compare(
+        g: np.ndarray,
+        signs: np.ndarray,
+        fd: LineEstimates,
+        r: int,
+        rtol: float,
+        atol: float,
+        error_factor: float,
+    ) -> tuple[float, float]:
+        """(|g.v - d| / allowed, relative error) for line r."""
+        gv = float(g @ signs)
+        scale = float(np.abs(g).sum())  # |g|.|v| for a sign vector: the size g.v could have
+        # Per-entry tolerances atol + rtol|g_i| summed over random signs grow like sqrt(n).
+        allowed = atol * np.sqrt(g.size) + rtol * scale + error_factor * float(fd.error[r])
+        diff = abs(gv - float(fd.estimate[r]))
+        return diff / allowed, diff / max(scale, atol * np.sqrt(g.size))
+
+    def judge(
+        self, grads: dict[str, np.ndarray], rtol: float, atol: float, error_factor: float
+    ) -> DirectionalVerdict:
+        """Compare g.v with the FD derivative on every direction; localise the first failure."""
+        names = tuple(n for n in self.names if n in grads)
+        fd = self.along(names)
+        g = np.concatenate([np.asarray(grads[n], np.float64).reshape(-1) for n in names])
+        ratios, rels = [], []
+        for k in range(self.count):
+            signs = np.concatenate([self.signs[k, self.slices[n]] for n in names])
+            ratio, rel = (
+                (0.0, 0.0)
+                if fd.unresolved[k]
+                else self._compare(g, signs, fd, k, rtol, atol, error_factor)
+            )
+            ratios.append(ratio)
+            rels.append(rel)
+        failed = tuple(k for k, ratio in enumerate(ratios) if ratio > 1.0)
+        verdict = DirectionalVerdict(self.count, failed, max(rels) if rels else None)
+        if not failed:
+            return verdict
+        return self._localise(
+            grads,
+            names,
+            failed[int(np.argmax([ratios[k] for k in failed]))],
+            verdict,
+            rtol,
+            atol,
+            error_factor,
+        )
+
+    def _localise(
+        self,
+        grads: dict[str, np.ndarray],
+        names: tuple[str, ...],
+        k: int,
+        verdict: DirectionalVerdict,
+        rtol: float,
+        atol: float,
+        error_factor: float,
+    ) -> DirectionalVerdict:
+        """Restrict direction k to each tensor, then bisect the worst one down to an entry."""
+        whole = [(n, slice(0, self.slices[n].stop - self.slices[n].start)) for n in names]
+        per_tensor = self._excess(grads, k, whole, rtol, atol, error_factor)
+        worst = int(np.argmax([ratio for ratio, _ in per_tensor]))
+        if per_tensor[worst][0] <= 1.0:
+            return verdict  # the disagreement only shows when tensors add up
+        name, part = whole[worst]
+        rel = per_tensor[worst][1]
+        while part.stop - part.start > 1:
+            mid = (part.start + part.stop) // 2
+            halves = [slice(part.start, mid), slice(mid, part.stop)]
+            results = self._excess(grads, k, [(name, h) for h in halves], rtol, atol, error_factor)
+            best = int(np.argmax([ratio for ratio, _ in results]))
+            if results[best][0] <= 1.0:
+                break  # neither half fails alone: stop at the smallest failing range
+            part, rel = halves[best], results[best][1]
+        shape = next(p.shape for n, p in zip(self.names, self.problem.parameters) if n == name)
+        index = (
+            tuple(int(i) for i in np.unravel_index(part.start, shape))
+            if part.stop - part.start == 1
+            else None
+        )
+        return DirectionalVerdict(
+            verdict.directions, verdict.failed, verdict.max_rel_err, name, index, rel
+        )
