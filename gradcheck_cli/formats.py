@@ -17,7 +17,7 @@ import warnings
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -277,7 +277,8 @@ def _tensor_to_numpy(tensor: Any, name: str, path: Path, what: str) -> np.ndarra
 def read_utils(path: str | Path) -> tuple[object, object, list[object], list[object]]:
     """Run a utils.py and return getdata() -> (X, T) and getparams() -> (W, B), values untouched."""
     path = check_file(path, "utils file")
-    with _importable_from(path.parent):
+    # The user's prints go to stderr: stdout belongs to the report (`--json` must stay parseable).
+    with _importable_from(path.parent), redirect_stdout(sys.stderr):
         module = _run_file(path)
         X, T = _call_pair(module, "getdata", ("X", "T"), path)
         W, B = _call_pair(module, "getparams", ("W", "B"), path)

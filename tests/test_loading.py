@@ -272,6 +272,16 @@ def test_utils_may_return_torch_parameters_and_import_siblings(tmp_path):
     assert problem.weights[0][0, 0] == 0.5
 
 
+def test_utils_prints_go_to_stderr_so_json_stays_clean(tmp_path):
+    named = arrays(7)
+    utils = write_utils(tmp_path, named)
+    utils.write_text("print('loading the course data')\n" + utils.read_text())
+    result = runner.invoke(cli.app, ["run", "--json", "-b", "numpy", "--utils", str(utils)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["problem"]["layers"] == LAYERS
+    assert "loading the course data" in result.stderr
+
+
 def test_extra_keys_warn_but_load(tmp_path):
     named = arrays()
     np.savez(tmp_path / "all.npz", notes=np.zeros(2), W01=np.zeros((3, 4)), **named)
