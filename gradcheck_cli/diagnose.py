@@ -333,8 +333,9 @@ class Diagnoser:
         if not np.any(g[mask]) and ref_norm > 0:
             return Explanation(
                 "zeros",
-                f"all entries are zero but the reference is not (‖ref‖ = {ref_norm:.3g})",
-                1.0,
+                f"all entries are zero but the reference is not, ‖ref‖ = {ref_norm:.3g} "
+                "(residual 0.0e+00)",
+                0.0,
             )
         found: list[Explanation] = []
         c = fit_factor(g, ref, mask)
