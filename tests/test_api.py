@@ -1,0 +1,97 @@
+"""gradcheck_cli.check(): the notebook API, its Report repr and its rich/HTML rendering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+import gradcheck_cli
+from gradcheck_cli.errors import InputError
+from tests.conftest import random_problem, torch_reference
+
+CORPUS = Path(__file__).resolve().parent / "user_corpus"
+
+
+def my_backprop(W, B, A, Y, T):
+    """A correct exercise-form function, written in the test."""
+    delta = 2 * (Y - T) / Y.size
+    DW, DB = [None] * len(W), [None] * len(W)
+    for i in reversed(range(len(W))):
+        DW[i], DB[i] = A[i].T @ delta, delta.sum(axis=0)
+        if i:
+            delta = (delta @ W[i].T) * (A[i] > 0)
+    return DW, DB
+
+
+def forgot_the_mean(W, B, A, Y, T):
+    DW, DB = my_backprop(W, B, A, Y, T)
+    return [d * Y.size for d in DW], [d * Y.size for d in DB]
+
+
+def test_check_a_correct_function_object():
+    report = gradcheck_cli.check(my_backprop)
+    assert report.ok
+    assert [b.name for b in report.backends][-1] == "my_backprop"
+    assert report.backend("my_backprop").kind == "user"
+    assert report.to_dict()["backends"][-1]["ok"] is True
+
+
+def test_check_a_wrong_function_names_the_mistake():
+    report = gradcheck_cli.check(forgot_the_mean, backends=["numpy"])
+    assert not report.ok
+    user = report.backend("forgot_the_mean")
+    assert all("1/N of the mean is missing (N = 20" in p.hint for p in user.params)
+    assert repr(report) == (
+        "<Report FAILED: numpy=ok, forgot_the_mean=FAIL; reference finite differences>"
+    )
+
+
+def test_rich_and_html_rendering():
+    report = gradcheck_cli.check(forgot_the_mean, backends=["numpy"])
+    console = Console(record=True, width=200, file=None)
+    with console.capture() as capture:
+        console.print(report)  # uses Report.__rich__
+    text = capture.get()
+    assert "forgot_the_mean" in text and "FAILED" in text and "1/N of the mean" in text
+    html = report._repr_html_()
+    assert html.lstrip().startswith("<!DOCTYPE html>") and "forgot_the_mean" in html
+
+
+def test_arrays_as_data_and_params_match_torch():
+    problem = random_problem([3, 4, 2], samples=5, seed=4)
+    report = gradcheck_cli.check(
+        my_backprop,
+        data=(problem.X, problem.T),
+        params=(list(problem.weights), list(problem.biases)),
+        backends=[],
+    )
+    assert report.ok
+    _, dW, _ = torch_reference(problem)
+    grads = report.backend("my_backprop").gradients
+    np.testing.assert_allclose(grads.dW[0], dW[0], rtol=1e-12)
+
+
+def test_file_spec_and_duplicate_names():
+    report = gradcheck_cli.check(
+        f"{CORPUS / 'correct.py'}:general", my_backprop, my_backprop, backends=["numpy"]
+    )
+    assert [b.name for b in report.backends] == [
+        "numpy",
+        "correct.py:general",
+        "my_backprop",
+        "my_backprop#2",
+    ]
+    assert report.ok
+
+
+def test_bad_arguments_are_input_errors():
+    problem = random_problem([3, 4, 2])
+    with pytest.raises(InputError, match="both as arrays, or both as file paths"):
+        gradcheck_cli.check(my_backprop, data=(problem.X, problem.T))
+    with pytest.raises(InputError, match="either problem= or data"):
+        gradcheck_cli.check(my_backprop, problem=problem, data="d.npz")
+    with pytest.raises(InputError, match="expected a function or 'FILE:FUNC'"):
+        gradcheck_cli.check(42)
