@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import re
 import sys
 import types
 import typing
@@ -32,6 +33,8 @@ TABLE = ("tool", "gradcheck")
 # Options that make no sense inside a configuration file.
 NOT_CONFIGURABLE = frozenset({"config", "help"})
 SUPPORTED_TYPES = (bool, int, float, str, Path, enum.Enum)
+# "path/to/file.py:function", the form of --user.
+_FILE_FUNC = re.compile(r"^(?P<file>.+\.py):(?P<func>[A-Za-z_][A-Za-z0-9_.]*)$")
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,10 @@ def _convert(value: Any, spec: OptionSpec, base: Path) -> Any:
             # Paths in a config file are relative to the file, not to wherever gradcheck runs.
             return str(path if path.is_absolute() else base / path)
     elif isinstance(value, str):
+        match = _FILE_FUNC.match(value)
+        if match and not Path(match["file"]).expanduser().is_absolute():
+            # A FILE:FUNC spec (--user) names a file too: relative to the config as well.
+            return f"{base / Path(match['file']).expanduser()}:{match['func']}"
         return value
     raise ValueError(_type_name(kind))
 

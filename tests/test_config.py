@@ -184,11 +184,12 @@ def test_an_option_added_later_is_picked_up_with_its_type():
         show: Annotated[list[str] | None, typer.Option("--show", "-s")] = None,
         quiet: bool = False,
         seed: int = typer.Option(0, "--random-seed"),
+        user: Annotated[list[str] | None, typer.Option()] = None,
     ) -> None:
         pass
 
     specs = option_specs(command)
-    assert set(specs) == {"fd-samples", "show", "quiet", "random-seed"}
+    assert set(specs) == {"fd-samples", "show", "quiet", "random-seed", "user"}
     assert specs["fd-samples"].type is int and not specs["fd-samples"].multiple
     assert specs["show"].multiple and specs["show"].type is str
     table = {"fd_samples": 50, "show": "heatmap", "quiet": True, "random_seed": 7}
@@ -196,6 +197,9 @@ def test_an_option_added_later_is_picked_up_with_its_type():
     assert config_values == {"fd_samples": 50, "show": ["heatmap"], "quiet": True, "seed": 7}
     with pytest.raises(InputError, match=r"fd-samples must be an integer, got 2\.5"):
         load_config_from_table({"fd-samples": 2.5}, specs)
+    # FILE:FUNC strings (the form of --user) name a file relative to the config too.
+    users = load_config_from_table({"user": ["lib/bp.py:grad", "/abs/bp.py:grad", "x:y"]}, specs)
+    assert users["user"] == [str(Path("/cfg/lib/bp.py")) + ":grad", "/abs/bp.py:grad", "x:y"]
 
 
 def load_config_from_table(table: dict, specs) -> dict:
