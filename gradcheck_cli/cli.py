@@ -271,7 +271,7 @@ def run(
     fd_step: Annotated[
         float | None,
         typer.Option(
-            help="Base step: h = step * max(1, |theta|). Default 1e-6 (order 2), 1e-4 (order 4)."
+            help="Base step: h = step * max(1, |theta|). Default 1e-6 (order 2), 1e-3 (order 4)."
         ),
     ] = None,
     rtol: Annotated[

@@ -27,8 +27,7 @@ ROUNDING_ULPS = 4.0
 # stays near 2**18 elements (2 MiB): large enough for efficient GEMMs, small enough
 # to stay in cache-friendly territory and bound memory on any problem.
 CHUNK_ELEMENTS = 2**18
-# When a step of h crosses a kink, central differences are retried at these
-# fractions of h before giving up on the entry.
+# When a step of h crosses a kink, differences are also tried at these fractions of h.
 KINK_STEP_FACTORS = (0.1, 0.01, 0.001)
 
 # (done, total) evaluations; called after every chunk.
@@ -230,11 +229,14 @@ def estimate_lines(
     cp, cm, cp2, cm2 = crossed.reshape(4, count)
     estimate, error = _central(lp, lm, lp2, lm2, steps, f0, order)
     kink = cp | cm | cp2 | cm2
-    pending = kink.copy()
+    # Kink lines: among kink-free alternatives (central differences at smaller steps,
+    # one-sided differences on a side that crosses nothing), keep the one with the
+    # smallest error estimate. Kinks are rare, so trying them all is cheap.
+    idx = np.flatnonzero(kink)
+    best = np.full(idx.size, np.inf)
     for factor in (1.0, *KINK_STEP_FACTORS):
-        if not pending.any():
+        if not idx.size:
             break
-        idx = np.flatnonzero(pending)
         h = steps[idx] * factor
         if factor == 1.0:
             lp_, lm_, lp2_, lm2_ = lp[idx], lm[idx], lp2[idx], lm2[idx]
@@ -243,16 +245,15 @@ def estimate_lines(
             ls, cs = evaluate(np.tile(idx, 4), np.concatenate([h, -h, h / 2, -h / 2]))
             lp_, lm_, lp2_, lm2_ = ls.reshape(4, idx.size)
             cp_, cm_, cp2_, cm2_ = cs.reshape(4, idx.size)
-            # A smaller step that crosses nothing: central differences are valid again.
-            clean = ~(cp_ | cm_ | cp2_ | cm2_)
-            est, err = _central(lp_, lm_, lp2_, lm2_, h, f0, order)
-            estimate[idx[clean]], error[idx[clean]] = est[clean], err[clean]
-            pending[idx[clean]] = False
-        # Otherwise one side may be clean: the derivative at theta is that of the
-        # smooth piece theta lies on, which a one-sided difference on that side sees.
-        for sign, l1, l2, c1, c2 in ((1.0, lp_, lp2_, cp_, cp2_), (-1.0, lm_, lm2_, cm_, cm2_)):
-            side = pending[idx] & ~(c1 | c2)
-            est, err = _one_sided(l1, l2, h, f0, sign)
-            estimate[idx[side]], error[idx[side]] = est[side], err[side]
-            pending[idx[side]] = False
+        candidates = [(~(cp_ | cm_ | cp2_ | cm2_), *_central(lp_, lm_, lp2_, lm2_, h, f0, order))]
+        # The derivative at theta is that of the smooth piece theta lies on, which a
+        # one-sided difference on a side that crosses no kink sees.
+        candidates.append((~(cp_ | cp2_), *_one_sided(lp_, lp2_, h, f0, 1.0)))
+        candidates.append((~(cm_ | cm2_), *_one_sided(lm_, lm2_, h, f0, -1.0)))
+        for clean, est, err in candidates:
+            better = clean & (err < best)
+            best[better] = err[better]
+            estimate[idx[better]], error[idx[better]] = est[better], err[better]
+    pending = np.zeros(count, dtype=bool)
+    pending[idx] = ~np.isfinite(best)
     return LineEstimates(estimate, error, kink, pending)
