@@ -27,6 +27,13 @@ def _backend_max(result: BackendResult, attr: str) -> float | None:
     return max(values) if values else None
 
 
+def _ref_norm(ref: np.ndarray | None) -> float | None:
+    """The reference's norm; None where entries have no estimate (sampled reference)."""
+    if ref is None or not np.isfinite(ref).all():
+        return None
+    return float(np.linalg.norm(ref))
+
+
 def _overall_norm(arrays: list[np.ndarray]) -> float:
     return float(np.sqrt(sum(float(np.sum(np.square(a))) for a in arrays)))
 
@@ -70,11 +77,14 @@ def summary_table(report: Report) -> Table:
     fd = report.finite_difference
     if fd is not None:
         w0 = fd.estimates.get("W0")
+        # Sampled and directional references have no estimate for some (or all) entries.
+        first = float(w0.reshape(-1)[0]) if w0 is not None else None
+        complete = bool(fd.estimates) and fd.mode == "full"
         table.add_row(
             Text("finite diff.", style="cyan"),
             _num(fd.loss, ".7g"),
-            _num(float(w0.reshape(-1)[0]) if w0 is not None else None, ".7g"),
-            _num(_overall_norm(list(fd.estimates.values())), ".4g"),
+            _num(first if first is not None and np.isfinite(first) else None, ".7g"),
+            _num(_overall_norm(list(fd.estimates.values())) if complete else None, ".4g"),
             "",
             "",
             Text("reference", style="cyan"),
@@ -103,7 +113,7 @@ def parameter_table(report: Report) -> Table:
         cells: list[Text | str] = [
             name,
             shape,
-            _num(float(np.linalg.norm(ref)) if ref is not None else None, ".4g"),
+            _num(_ref_norm(ref), ".4g"),
         ]
         for result in shown:
             param = next((p for p in result.params if p.name == name), None)
@@ -167,7 +177,13 @@ def summary_line(report: Report) -> Text:
     ref = f"{report.reference_name}"
     if fd is not None:
         kinks = f", {fd.kinks} at kinks" if fd.kinks else ""
-        ref += f" ({fd.checked} entries checked{kinks}, max rel err {_num(fd.max_rel_err)})"
+        checked = (
+            f"{fd.directions} random directions"
+            if fd.directions is not None
+            else f"{fd.checked} entries checked"
+        )
+        order = ", order 4" if fd.order == 4 else ""
+        ref += f" ({checked}{kinks}{order}, max rel err {_num(fd.max_rel_err)})"
     if not failed:
         return Text(f"✓ all {n} backends agree with {ref}{cross}", style="bold green")
     return Text(
@@ -176,10 +192,31 @@ def summary_line(report: Report) -> Text:
     )
 
 
+# Kink entries named in the text report (the JSON lists up to 100).
+KINK_ENTRIES_SHOWN = 5
+
+
+def kink_lines(report: Report) -> list[Text]:
+    """A note on entries whose finite difference crossed a ReLU kink, and how they were judged."""
+    fd = report.finite_difference
+    if fd is None or not fd.kinks:
+        return []
+    shown = ", ".join(
+        f"{e['param']}{e['index']}" + ("" if e["resolved"] else " (not judged)")
+        for e in fd.kink_entries[:KINK_ENTRIES_SHOWN]
+    )
+    more = f", … ({fd.kinks} in all)" if fd.kinks > KINK_ENTRIES_SHOWN else ""
+    how = "judged against a smaller step or a one-sided difference that crosses no kink"
+    if fd.unresolved_kinks:
+        how += f"; {fd.unresolved_kinks} with no kink-free estimate were not judged"
+    return [Text.assemble(("• kinks: ", "cyan"), f"{shown}{more} — {how}")]
+
+
 def render(report: Report) -> Group:
     """The full human report as one renderable."""
     parts: list[Table | Text] = [summary_table(report), parameter_table(report)]
     parts.extend(findings(report))
+    parts.extend(kink_lines(report))
     parts.append(summary_line(report))
     return Group(*parts)
 
