@@ -327,7 +327,11 @@ def parameter_heatmaps(report: Report, name: str) -> Group:
         ok = np.abs(g2 - ref2) <= report.atol + report.rtol * np.abs(ref2)
         styles = np.empty(ref2.shape, dtype=object)
         for idx in np.ndindex(ref2.shape):
-            styles[idx] = _entry_style(float(rel[idx]), bool(ok[idx]), report.rtol)
+            # A sampled reference has no estimate (NaN) for the entries it did not check.
+            checked = bool(np.isfinite(ref2[idx]))
+            styles[idx] = (
+                _entry_style(float(rel[idx]), bool(ok[idx]), report.rtol) if checked else "dim"
+            )
         block = (slice(0, MAX_SHOWN_ROWS), slice(0, MAX_SHOWN_COLS))
         parts.append(_grid(f"{name} · {result.name}", g2[block], styles[block], "+.2e"))
         parts.append(
