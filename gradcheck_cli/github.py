@@ -31,7 +31,7 @@ def workflow_command(level: str, message: str, **properties: str) -> str:
 
 
 def annotation_lines(report: Report) -> list[str]:
-    """An ::error per failing backend parameter or raising backend, ::warning per hint, ::notice."""
+    """An ::error per failing backend (a line per parameter), a ::warning per hint, a ::notice."""
     lines: list[str] = []
     for result in report.backends:
         if result.error is not None:
@@ -41,12 +41,14 @@ def annotation_lines(report: Report) -> list[str]:
             lines.append(workflow_command("error", message, title=f"gradcheck: {result.name}"))
             continue
         failed = [p for p in result.params if not p.ok]
-        for param in failed:
+        if failed:
+            # One annotation per backend, a line per parameter: GitHub shows at most 10
+            # error annotations per step, and a wrong backend often fails every parameter.
             lines.append(
                 workflow_command(
                     "error",
-                    param_failure(result, param, report),
-                    title=f"gradcheck: {result.name} {param.name}",
+                    "\n".join(param_failure(result, param, report) for param in failed),
+                    title=f"gradcheck: {result.name} ({', '.join(p.name for p in failed)})",
                 )
             )
         if not result.ok and not failed:

@@ -73,7 +73,7 @@ def test_format_github_annotates_a_failing_backend(monkeypatch):
     errors = [c for c in commands if c[0] == "error"]
     assert len(errors) == 1
     _, props, message = errors[0]
-    assert props == {"title": "gradcheck: scaled W2"}
+    assert props == {"title": "gradcheck: scaled (W2)"}
     assert message.startswith("scaled W2: max rel err 5.000e-01")
     assert commands[-1][0] == "notice" and "1 of 3 backends failed: scaled" in commands[-1][2]
 
