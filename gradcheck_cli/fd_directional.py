@@ -97,7 +97,8 @@ class DirectionalFD:
         def evaluate(lines: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             losses, crossed = np.empty(lines.size), np.zeros(lines.size, dtype=bool)
             for r, (line, offset) in enumerate(zip(lines, offsets)):
-                losses[r], crossed[r] = self._loss_at(self.theta + offset * directions[line])
+                loss, crossed[r] = self._loss_at(self.theta + offset * directions[line])
+                losses[r] = loss - self.f0
                 self.done += 1
                 if self.progress is not None:
                     self.progress(self.done, max(self.done, 4 * self.count))

@@ -57,6 +57,7 @@ class FiniteDifferences:
     requested: str = "full"
     unresolved: dict[str, np.ndarray] = field(default_factory=dict)
     directional: DirectionalFD | None = field(default=None, repr=False)
+    gemm_flops: int = 0  # floating-point operations in matrix products (benchmarks)
 
     @property
     def checked_count(self) -> int:
@@ -225,6 +226,7 @@ def finite_differences(
         order=order,
         requested=mode,
         unresolved=unresolved,
+        gemm_flops=entries.gemm_flops,
     )
 
 
