@@ -165,21 +165,35 @@ def accuracy(problem: Problem, fd: FiniteDifferences) -> tuple[float, int]:
 
 
 class OneWrongEntry(NumpyBackprop):
-    """The NumPy backend with W1[3, 5] off by 1e-4: one wrong entry among a million."""
+    """The NumPy backend with one entry of W1 moved by `delta`."""
 
-    name = "one-wrong-entry"
+    def __init__(self, delta: float) -> None:
+        self.delta = delta
+        self.name = f"W1[3, 5] off by {delta:g}"
 
     def gradients(self, problem: Problem) -> Gradients:
         g = super().gradients(problem)
         dW = [w.copy() for w in g.dW]
-        dW[1][3, 5] += 1e-4
+        dW[1][3, 5] += self.delta
         return Gradients(g.loss, tuple(dW), g.dB)
+
+
+class DoubledOutputBias(NumpyBackprop):
+    """The NumPy backend with the output bias gradient doubled (a lost mean factor)."""
+
+    name = "output-bias gradient doubled"
+
+    def gradients(self, problem: Problem) -> Gradients:
+        g = super().gradients(problem)
+        assert g.dB is not None
+        return Gradients(g.loss, g.dW, (*g.dB[:-1], 2.0 * g.dB[-1]))
 
 
 def main() -> None:
     """Run every case and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, skip the 1M case")
+    parser.add_argument("--directional-only", action="store_true", help="only the 1M case")
     args = parser.parse_args()
     repeats = 1 if args.quick else 5
     torch.set_num_threads(torch.get_num_threads())
@@ -191,6 +205,14 @@ def main() -> None:
     print(f"float64 GEMM peak measured: {peak:.1f} GFLOP/s ({shape})")
     # Other processes share the cores: the load average says how much.
     print(f"load average at start: {os.getloadavg()[0]:.2f}\n")
+    if not args.directional_only:
+        table(peak, repeats)
+    if not args.quick:
+        directional()
+
+
+def table(peak: float, repeats: int) -> None:
+    """Full mode against torch.autograd.gradcheck on the three MLPs."""
     header = (
         "| MLP | params | ours full | torch slow | torch fast | slow/ours | fast/ours "
         "| NumPy loop | ours max rel err | false failures | kinks | gradcheck slow/fast verdict "
@@ -233,11 +255,22 @@ def main() -> None:
         "error estimates. roofline share = (GEMM flops ours executes / peak) / our time; "
         "naive = one full forward per evaluation."
     )
-    if args.quick:
-        return
+
+
+def directional() -> None:
+    """Directional mode on a ~1M-parameter MLP: a correct and two wrong gradients."""
     big = mlp([512, 1024, 512, 1], seed=1)
+    g = NumpyBackprop().gradients(big)
+    l2 = float(np.sqrt(sum(float((a * a).sum()) for a in (*g.dW, *(g.dB or ())))))
     print(f"\ndirectional mode, {big.parameter_count:,}-parameter MLP 512-1024-512-1, 64 samples:")
-    for backend in (NumpyBackprop(), OneWrongEntry()):
+    print(f"  |g|_2 = {l2:.3g}: a wrong projection shows above rtol |g|_2 + atol sqrt(P)")
+    for backend in (
+        NumpyBackprop(),
+        DoubledOutputBias(),
+        OneWrongEntry(1e-2),
+        OneWrongEntry(1e-3),
+        OneWrongEntry(1e-4),
+    ):
         options = CheckOptions(fd_mode="directional")
         start = time.perf_counter()
         report = run_checks(big, [backend], options)

@@ -74,6 +74,8 @@ class DirectionalFD:
         self.f0, _ = self._loss_at(self.theta, reference=True)
         self._cache: dict[tuple[str, ...], LineEstimates] = {}
         self.max_error: float | None = None
+        # The derivatives along the full directions, now: this is the reference's cost.
+        self.along(tuple(self.names))
 
     def _loss_at(self, theta: np.ndarray, reference: bool = False) -> tuple[float, bool]:
         """Loss at the flat parameter vector theta, and whether an activation pattern changed."""
@@ -163,8 +165,10 @@ class DirectionalFD:
     ) -> tuple[float, float]:
         """(|g.v - d| / allowed, relative error) for line r."""
         gv = float(g @ signs)
-        scale = float(np.abs(g).sum())  # |g|.|v| for a sign vector: the size g.v could have
-        # Per-entry tolerances atol + rtol|g_i| summed over random signs grow like sqrt(n).
+        # Per-entry errors e_i within atol + rtol |g_i|, summed with independent random
+        # signs, add up like a random walk: to sqrt(sum e_i^2) <= atol sqrt(n) + rtol |g|_2.
+        # (The worst case, rtol |g|_1, would hide a wrong entry among a million.)
+        scale = float(np.linalg.norm(g))
         allowed = atol * np.sqrt(g.size) + rtol * scale + error_factor * float(fd.error[r])
         diff = abs(gv - float(fd.estimate[r]))
         return diff / allowed, diff / max(scale, atol * np.sqrt(g.size))
