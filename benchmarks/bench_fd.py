@@ -45,7 +45,9 @@ CASES = {
     "~100": [4, 6, 6, 6, 1],
     "~10k": [32, 64, 64, 64, 1],
     "~100k": [64, 256, 256, 64, 1],
+    "~10k, kink": [32, 64, 64, 64, 1],  # pre-activation Z0[0, 0] placed 1e-7 above zero
 }
+KINK_DISTANCE = 1e-7
 # torch slow mode costs 2 full forward passes per entry: above this many entries we
 # time gradcheck on a subset of the tensors (the others held fixed) and extrapolate.
 # The subset takes whole tensors, smallest first, including a large one: gradcheck's
@@ -64,6 +66,13 @@ def mlp(layers: list[int], samples: int = SAMPLES, seed: int = 0) -> Problem:
     W = [rng.standard_normal((a, b)) * np.sqrt(2.0 / a) for a, b in zip(layers, layers[1:])]
     B = [0.1 * rng.standard_normal(b) for b in layers[1:]]
     return make_problem(X, T, W, B, activation="relu", loss="mse")
+
+
+def with_kink(problem: Problem) -> Problem:
+    """The same MLP with pre-activation Z0[0, 0] moved to KINK_DISTANCE above zero."""
+    biases = [b.copy() for b in problem.biases]
+    biases[0][0] = KINK_DISTANCE - problem.X[0] @ problem.weights[0][:, 0]
+    return make_problem(problem.X, problem.T, list(problem.weights), biases, activation="relu")
 
 
 def best_of(fn: Callable[[], object], repeats: int) -> float:
@@ -222,7 +231,7 @@ def table(peak: float, repeats: int) -> None:
     print("|" + "---|" * (header.count("|") - 1))
     notes = []
     for label, layers in CASES.items():
-        problem = mlp(layers)
+        problem = mlp(layers) if label != "~10k, kink" else with_kink(mlp(layers))
         fd = finite_differences(problem)
         ours = best_of(partial(finite_differences, problem), repeats)
         slow, slow_ok, note = time_torch(problem, fast=False)
