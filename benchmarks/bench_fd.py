@@ -247,7 +247,7 @@ def table(peak: float, repeats: int) -> None:
         share = gemm / 1e9 / peak / ours
         if note:
             notes.append(f"{label}: torch slow mode {note}")
-        arch = "-".join(map(str, layers))
+        arch = "-".join(map(str, layers)) + (" with a kink" if "kink" in label else "")
         print(
             f"| {arch} | {problem.parameter_count:,} | {ours:.3f} s | {slow:.2f} s | {fast:.3f} s "
             f"| {slow / ours:.1f}x | {fast / ours:.2f}x | {loop} | {worst:.1e} | {false_failures} "
