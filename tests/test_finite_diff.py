@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from gradcheck_cli import cli
@@ -277,3 +279,20 @@ def test_cli_bad_fd_options_exit_2(args, message):
     result = runner.invoke(cli.app, ["run", *args])
     assert result.exit_code == 2
     assert message in result.stderr and "Traceback" not in result.output
+
+
+def test_progress_bar_appears_on_stderr_only_after_the_delay(monkeypatch):
+    buffer = io.StringIO()
+    monkeypatch.setattr(cli, "stderr", Console(file=buffer, force_terminal=True, width=100))
+    with cli.fd_progress(enabled=True) as update:
+        assert update is not None
+        update(1, 10)  # well within PROGRESS_DELAY_S: no bar yet
+    assert buffer.getvalue() == ""
+    monkeypatch.setattr(cli, "PROGRESS_DELAY_S", 0.0)
+    with cli.fd_progress(enabled=True) as update:
+        assert update is not None
+        update(5, 10)
+        update(10, 10)
+    assert "finite differences" in buffer.getvalue()
+    with cli.fd_progress(enabled=False) as update:
+        assert update is None
