@@ -133,6 +133,7 @@ class FiniteDifferenceSummary:
     directions: int | None = None  # directional mode: how many random directions
     kink_entries: tuple[dict[str, Any], ...] = ()  # the first kink entries, with `resolved`
     unresolved_kinks: int = 0  # kink entries left unjudged
+    kink_counts: dict[str, int] = field(default_factory=dict)  # kink entries per parameter
     max_error_estimate: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -150,6 +151,7 @@ class FiniteDifferenceSummary:
             "directions": self.directions,
             "kink_entries": list(self.kink_entries),
             "unresolved_kinks": self.unresolved_kinks,
+            "kinks_by_param": dict(self.kink_counts),
             "max_error_estimate": self.max_error_estimate,
         }
 
@@ -564,6 +566,7 @@ def run_checks(
             directions=fd.directional.count if fd.directional is not None else None,
             kink_entries=tuple(fd.kink_entries()),
             unresolved_kinks=fd.unresolved_count,
+            kink_counts={n: int(m.sum()) for n, m in fd.kinks.items() if m.any()},
             max_error_estimate=fd.max_error,
         )
     return Report(

@@ -77,6 +77,16 @@ class DirectionalFD:
         # The derivatives along the full directions, now: this is the reference's cost.
         self.along(tuple(self.names))
 
+    @property
+    def kink_count(self) -> int:
+        """Directions whose perturbation crossed an activation kink."""
+        return int(self.along(tuple(self.names)).kink.sum())
+
+    @property
+    def unresolved_count(self) -> int:
+        """Directions with no kink-free estimate (not judged)."""
+        return int(self.along(tuple(self.names)).unresolved.sum())
+
     def _loss_at(self, theta: np.ndarray, reference: bool = False) -> tuple[float, bool]:
         """Loss at the flat parameter vector theta, and whether an activation pattern changed."""
         p = self.problem

@@ -66,12 +66,16 @@ class FiniteDifferences:
 
     @property
     def kink_count(self) -> int:
-        """Number of checked entries whose perturbation crossed an activation kink."""
+        """Checked entries (directions, in directional mode) whose perturbation crossed a kink."""
+        if self.directional is not None:
+            return self.directional.kink_count
         return int(sum(int(m.sum()) for m in self.kinks.values()))
 
     @property
     def unresolved_count(self) -> int:
-        """Kink entries no smaller step or one-sided difference could estimate (not judged)."""
+        """Kink entries (directions) no smaller step or one-sided difference could estimate."""
+        if self.directional is not None:
+            return self.directional.unresolved_count
         return int(sum(int(m.sum()) for m in self.unresolved.values()))
 
     def kink_entries(self, limit: int = MAX_LISTED_KINKS) -> list[dict[str, object]]:

@@ -107,6 +107,10 @@ def parameter_table(report: Report) -> Table:
     shown = [r for r in report.backends if r.error is None]
     for result in shown:
         table.add_column(result.name, justify="right")
+    fd = report.finite_difference
+    kink_counts = fd.kink_counts if fd is not None and fd.kinks and fd.kink_counts else None
+    if kink_counts is not None:
+        table.add_column("FD kinks", justify="right")
     for name in report.problem.parameter_names:
         ref = report.reference.get(name)
         shape = "×".join(str(s) for s in ref.shape) if ref is not None else ""
@@ -127,6 +131,8 @@ def parameter_table(report: Report) -> Table:
                         _err_style(param.max_rel_err, param.ok),
                     )
                 )
+        if kink_counts is not None:
+            cells.append(str(kink_counts.get(name, 0) or ""))
         table.add_row(*cells)
     return table
 

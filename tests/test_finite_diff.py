@@ -175,7 +175,8 @@ def test_kink_case_passes_a_correct_backend_and_fails_a_wrong_one(activation):
     good = run_checks(problem, [NumpyBackprop()], CheckOptions(fd_mode="full"))
     assert good.ok and good.finite_difference is not None
     assert good.finite_difference.kinks >= 1
-    assert good.finite_difference.to_dict()["kink_entries"]
+    fd_json = good.to_dict()["finite_difference"]
+    assert fd_json["kink_entries"] and fd_json["kinks_by_param"]["B0"] >= 1
     g = NumpyBackprop().gradients(problem).by_name()["B0"][u]
     wrong = EntryOff("B0", (u,), 1e-3 * abs(g))
     bad = run_checks(problem, [wrong], CheckOptions(fd_mode="full"))
