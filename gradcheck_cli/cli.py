@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -22,6 +22,9 @@ from .backends.base import Backend
 from .errors import GradcheckError, InputError
 from .finite_diff import DEFAULT_DIRECTIONS, DEFAULT_SAMPLES, FULL_MODE_MAX_PARAMETERS
 from .numpy_mlp import ACTIVATIONS, DEFAULT_NEGATIVE_SLOPE, LOSSES
+
+if TYPE_CHECKING:
+    from .problem import Problem
 
 app = typer.Typer(
     name="gradcheck",
@@ -188,6 +191,34 @@ DTypeOption = Annotated[
 ]
 
 
+def _load(
+    data: Path | None,
+    params: Path | None,
+    utils: Path | None,
+    activation: Activation,
+    loss: Loss,
+    dtype: DType,
+    negative_slope: float,
+) -> Problem:
+    """Load the problem of `run`/`inspect`; input warnings go to stderr, one line each."""
+    from .loading import load_problem
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        problem = load_problem(
+            data,
+            params,
+            utils=utils,
+            activation=activation.value,
+            loss=loss.value,
+            dtype=dtype.value,
+            negative_slope=negative_slope,
+        )
+    for w in caught:
+        stderr.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
+    return problem
+
+
 class OutputFormat(str, Enum):
     text = "text"
     json = "json"
@@ -342,26 +373,13 @@ def run(
 ) -> None:
     """Compute the gradients with every backend, compare them, and exit 1 if any disagrees."""
     from .checks import CheckOptions, run_checks
-    from .loading import load_problem
 
     with exit_codes():
         output = _output_format(ctx, output_format, as_json)
         _check_output_dir(junit, summary)
         start = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            problem = load_problem(
-                data,
-                params,
-                utils=utils,
-                activation=activation.value,
-                loss=loss.value,
-                dtype=dtype.value,
-                negative_slope=negative_slope,
-            )
+        problem = _load(data, params, utils, activation, loss, dtype, negative_slope)
         load_seconds = time.perf_counter() - start
-        for w in caught:
-            stderr.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
         names = backend or list(BUILTIN_BACKENDS)
         if len(set(names)) != len(names):
             twice = sorted({n for n in names if names.count(n) > 1})
@@ -435,22 +453,9 @@ def inspect_command(
 ) -> None:
     """Show the loaded problem (architecture, shapes, statistics) without computing gradients."""
     from .inspection import inspect_problem
-    from .loading import load_problem
 
     with exit_codes():
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            problem = load_problem(
-                data,
-                params,
-                utils=utils,
-                activation=activation.value,
-                loss=loss.value,
-                dtype=dtype.value,
-                negative_slope=negative_slope,
-            )
-        for w in caught:
-            stderr.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
+        problem = _load(data, params, utils, activation, loss, dtype, negative_slope)
         inspection = inspect_problem(problem)
     if as_json:
         sys.stdout.write(json.dumps(inspection.to_dict(), indent=2) + "\n")

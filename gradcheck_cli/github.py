@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .checks import BackendResult, Report
-from .junit import backend_failure, fd_failure, param_failure, problem_line
+from .junit import backend_failure, fd_failure, param_failure
 
 
 def escape_data(text: str) -> str:
@@ -71,9 +71,10 @@ def verdict(report: Report) -> str:
     """The one-line outcome of the run."""
     failed = [r.name for r in report.backends if not r.ok]
     n = len(report.backends)
+    problem = report.problem.describe()
     if failed:
-        return f"{len(failed)} of {n} backends failed: {', '.join(failed)} ({problem_line(report)})"
-    return f"all {n} backends agree with {report.reference_name} ({problem_line(report)})"
+        return f"{len(failed)} of {n} backends failed: {', '.join(failed)} ({problem})"
+    return f"all {n} backends agree with {report.reference_name} ({problem})"
 
 
 def _md(text: str) -> str:
@@ -100,7 +101,7 @@ def step_summary(report: Report) -> str:
     out = [
         f"### {icon} gradcheck: {_md(verdict(report).split(' (')[0])}",
         "",
-        f"{_md(problem_line(report))}. Errors are the max over entries against "
+        f"{_md(report.problem.describe())}. Errors are the max over entries against "
         f"{_md(report.reference_name)}; rtol {report.rtol:g}, atol {report.atol:g}.",
         "",
         "| backend | loss | dE/dW0[0,0] | max abs err | max rel err | verdict |",

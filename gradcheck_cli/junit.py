@@ -29,16 +29,6 @@ def _fmt(value: float | None, spec: str = ".3e") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
-def problem_line(report: Report) -> str:
-    """One line naming the problem: architecture, samples, loss, dtype, parameter count."""
-    p = report.problem
-    arch = "-".join(str(n) for n in p.layers)
-    return (
-        f"{arch} {p.activation} MLP, {p.samples} samples, {p.loss} loss, {p.dtype}, "
-        f"{p.parameter_count} parameters"
-    )
-
-
 def param_failure(result: BackendResult, param: ParamResult, report: Report) -> str:
     """Why one parameter of one backend failed, with the numbers and the hint, on one line."""
     where = (
@@ -104,7 +94,7 @@ def _backend_cases(suite: ET.Element, result: BackendResult, report: Report) -> 
                 f"shape {list(param.shape)}, gradient norm {param.norm:.6g}\n"
                 f"max abs err {_fmt(param.max_abs_err)}, max rel err {_fmt(param.max_rel_err)}\n"
                 f"reference: {report.reference_name}\n"
-                f"problem: {problem_line(report)}"
+                f"problem: {report.problem.describe()}"
             )
             _mark(case, "failure", param_failure(result, param, report), "GradientMismatch", body)
     case = _case(suite, classname, "loss", share)
@@ -134,7 +124,7 @@ def to_junit(report: Report, *, timestamp: datetime | None = None) -> str:
     )
     properties = ET.SubElement(suite, "properties")
     for key, value in (
-        ("problem", problem_line(report)),
+        ("problem", report.problem.describe()),
         ("source", report.problem.source),
         ("reference", report.reference_name),
         ("rtol", f"{report.rtol:g}"),

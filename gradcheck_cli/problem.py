@@ -59,6 +59,18 @@ class Problem:
         """Total number of scalar parameters."""
         return int(sum(p.size for p in self.parameters))
 
+    def describe(self, separator: str = ", ") -> str:
+        """One line: architecture, samples, loss, dtype and parameter count."""
+        arch = "-".join(str(n) for n in self.layers)
+        parts = [
+            f"{arch} {self.activation} MLP",
+            f"{self.samples} samples",
+            f"{self.loss} loss",
+            self.dtype,
+            f"{self.parameter_count} parameters",
+        ]
+        return separator.join(parts)
+
     def with_dtype(self, dtype: str) -> Problem:
         """The same problem computed in another dtype."""
         return replace(self, dtype=dtype)

@@ -41,7 +41,7 @@ def _overall_norm(arrays: list[np.ndarray]) -> float:
 def summary_table(report: Report) -> Table:
     """One row per backend plus one for the reference."""
     table = Table(
-        title=f"Gradient check · {_problem_line(report)}",
+        title=f"Gradient check · {report.problem.describe(' · ')}",
         title_justify="left",
         caption=f"errors: max over entries against {report.reference_name}",
         caption_justify="left",
@@ -135,15 +135,6 @@ def parameter_table(report: Report) -> Table:
             cells.append(str(kink_counts.get(name, 0) or ""))
         table.add_row(*cells)
     return table
-
-
-def _problem_line(report: Report) -> str:
-    p = report.problem
-    arch = "-".join(str(n) for n in p.layers)
-    return (
-        f"{arch} {p.activation} MLP · {p.samples} samples · {p.loss} · {p.dtype} · "
-        f"{p.parameter_count} parameters"
-    )
 
 
 def findings(report: Report) -> list[Text]:
