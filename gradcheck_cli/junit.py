@@ -127,8 +127,8 @@ def to_junit(report: Report, *, timestamp: datetime | None = None) -> str:
         ("problem", report.problem.describe()),
         ("source", report.problem.source),
         ("reference", report.reference_name),
-        ("rtol", f"{report.rtol:g}"),
-        ("atol", f"{report.atol:g}"),
+        ("rtol", repr(report.rtol)),
+        ("atol", repr(report.atol)),
     ):
         ET.SubElement(properties, "property", name=key, value=_clean(value))
     for result in report.backends:
