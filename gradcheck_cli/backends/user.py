@@ -18,6 +18,7 @@ import sys
 import traceback as tb
 import types
 from collections.abc import Callable, Sequence
+from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,8 +96,9 @@ def _load_module(path: Path) -> tuple[types.ModuleType | None, BaseException | N
     sys.path.insert(0, folder)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
-    except Exception as exc:  # the user's code raising is a finding, not a crash
+        with redirect_stdout(sys.stderr):  # stdout belongs to the report (--json must parse)
+            spec.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:  # the user's code raising is a finding, not a crash
         sys.modules.pop(name, None)
         return None, exc
     finally:
@@ -254,8 +256,9 @@ class UserBackend(Backend):
             )
         assert self.function is not None
         try:
-            result = self.function(*self.arguments(problem))
-        except Exception as exc:  # the user's code raising is that backend's failure
+            with redirect_stdout(sys.stderr):  # stdout belongs to the report (--json must parse)
+                result = self.function(*self.arguments(problem))
+        except (Exception, SystemExit) as exc:  # the user's code raising is its failure
             raise BackendError(_one_line(exc), _user_frames_only(exc, self.spec.path)) from None
         loss, dw, db = split_result(result, self.form, problem.depth)
         DW = _array_list(dw, "DW", problem.depth)

@@ -315,3 +315,43 @@ def test_call_form_detection():
     spec = parse_user_spec("C:/work/mine.py:back_propagation")
     assert spec.path == Path("C:/work/mine.py") and spec.function == "back_propagation"
     assert spec.label == "mine.py:back_propagation"
+
+
+def test_user_prints_and_exit_never_reach_stdout_or_stop_the_run(tmp_path):
+    # A student's file exported from a notebook prints at import and while running, and may
+    # even call exit(); --json must still print exactly one JSON document and finish.
+    import json
+
+    from typer.testing import CliRunner
+
+    from gradcheck_cli import cli
+
+    printing = tmp_path / "printing.py"
+    printing.write_text(
+        "import numpy as np\n"
+        "print('loaded')\n"
+        "def general(X, T, W, B):\n"
+        "    print('running')\n"
+        "    return [np.zeros_like(w) for w in W], [np.zeros_like(b) for b in B]\n"
+    )
+    exiting = tmp_path / "exiting.py"
+    exiting.write_text("import sys\ndef general(X, T, W, B):\n    sys.exit(3)\n")
+    result = CliRunner().invoke(
+        cli.app,
+        [
+            "run",
+            "--json",
+            "-b",
+            "numpy",
+            "--user",
+            f"{printing}:general",
+            "--user",
+            f"{exiting}:general",
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert "loaded" in result.stderr and "running" in result.stderr
+    by_name = {b["name"]: b for b in report["backends"]}
+    assert by_name["exiting.py:general"]["error"] == "SystemExit: 3"
+    assert by_name["numpy"]["ok"] is True
