@@ -145,6 +145,11 @@ class FiniteDifferenceSummary:
     kink_counts: dict[str, int] = field(default_factory=dict)  # kink entries per parameter
     max_error_estimate: float | None = None
 
+    @property
+    def unit(self) -> str:
+        """What `checked` and `failed` count: "directions" in directional mode, else "entries"."""
+        return "directions" if self.directions is not None else "entries"
+
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {

@@ -61,7 +61,9 @@ class FiniteDifferences:
 
     @property
     def checked_count(self) -> int:
-        """Number of parameter entries with an estimate."""
+        """Parameter entries with an estimate (directions, in directional mode)."""
+        if self.directional is not None:
+            return self.directional.count
         return int(sum(int(m.sum()) for m in self.checked.values()))
 
     @property

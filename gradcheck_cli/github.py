@@ -123,7 +123,7 @@ def step_summary(report: Report) -> str:
         first = float(np.asarray(w0).reshape(-1)[0]) if w0 is not None else None
         out.append(
             f"| *finite differences* | {_num(fd.loss, '.7g')} | {_num(first, '.7g')} "
-            f"| | | {fd.checked} checked, {fd.failed} failed, {fd.kinks} at kinks |"
+            f"| | | {fd.checked} {fd.unit} checked, {fd.failed} failed, {fd.kinks} at kinks |"
         )
     shown = [r for r in report.backends if r.error is None]
     if shown:

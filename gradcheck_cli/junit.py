@@ -59,7 +59,7 @@ def fd_failure(report: Report) -> str | None:
     if fd is None or fd.ok:
         return None
     return (
-        f"{fd.failed} of {fd.checked} entries disagree with central differences "
+        f"{fd.failed} of {fd.checked} {fd.unit} disagree with central differences "
         f"(step {fd.step:g}); max rel err {_fmt(fd.max_rel_err)}"
     )
 
@@ -139,7 +139,10 @@ def to_junit(report: Report, *, timestamp: datetime | None = None) -> str:
     if fd is None:
         _mark(fd_case, "skipped", f"--fd off: compared with the {report.reference_name}", "skipped")
     elif message is not None:
-        body = f"checked {fd.checked}, failed {fd.failed}, at kinks {fd.kinks}, step {fd.step:g}"
+        body = (
+            f"checked {fd.checked} {fd.unit}, failed {fd.failed}, at kinks {fd.kinks}, "
+            f"step {fd.step:g}"
+        )
         _mark(fd_case, "failure", message, "GradientMismatch", body)
 
     cases = suite.findall("testcase")

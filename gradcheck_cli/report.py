@@ -174,11 +174,7 @@ def summary_line(report: Report) -> Text:
     ref = f"{report.reference_name}"
     if fd is not None:
         kinks = f", {fd.kinks} at kinks" if fd.kinks else ""
-        checked = (
-            f"{fd.directions} random directions"
-            if fd.directions is not None
-            else f"{fd.checked} entries checked"
-        )
+        checked = f"{fd.checked} {fd.unit} checked"
         order = ", order 4" if fd.order == 4 else ""
         ref += f" ({checked}{kinks}{order}, max rel err {_num(fd.max_rel_err)})"
     if not failed:

@@ -264,6 +264,7 @@ def test_cli_directional_json_says_which_mode_ran():
     assert result.exit_code == 0, result.output
     fd = json.loads(result.stdout)["finite_difference"]
     assert (fd["mode"], fd["directions"], fd["order"]) == ("directional", 5, 2)
+    assert fd["checked"] == 5  # directional mode counts directions, not entries
     for key in ("kinks", "kink_entries", "max_error_estimate", "checked", "failed", "ok"):
         assert key in fd
 
