@@ -49,7 +49,7 @@ def summary_table(report: Report) -> Table:
         pad_edge=False,
         collapse_padding=True,
     )
-    table.add_column("backend", style="bold", no_wrap=True)
+    table.add_column("backend", style="bold", overflow="fold")  # long user names wrap, numbers never
     table.add_column("loss", justify="right", no_wrap=True)
     table.add_column("dE/dW0[0,0]", justify="right", no_wrap=True)
     table.add_column("‖∇‖", justify="right", no_wrap=True)
@@ -106,7 +106,7 @@ def parameter_table(report: Report) -> Table:
     table.add_column("‖ref‖", justify="right")
     shown = [r for r in report.backends if r.error is None]
     for result in shown:
-        table.add_column(result.name, justify="right")
+        table.add_column(result.name, justify="right", overflow="fold")
     fd = report.finite_difference
     kink_counts = fd.kink_counts if fd is not None and fd.kinks and fd.kink_counts else None
     if kink_counts is not None:
