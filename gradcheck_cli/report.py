@@ -106,7 +106,7 @@ def parameter_table(report: Report) -> Table:
     table.add_column("‖ref‖", justify="right")
     shown = [r for r in report.backends if r.error is None]
     for result in shown:
-        table.add_column(result.name, justify="right", overflow="fold")
+        table.add_column(result.name, justify="right")
     fd = report.finite_difference
     kink_counts = fd.kink_counts if fd is not None and fd.kinks and fd.kink_counts else None
     if kink_counts is not None:
