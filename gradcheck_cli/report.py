@@ -38,41 +38,50 @@ def _overall_norm(arrays: list[np.ndarray]) -> float:
     return float(np.sqrt(sum(float(np.sum(np.square(a))) for a in arrays)))
 
 
+def _verdict(result: BackendResult) -> tuple[Text, Text]:
+    """The verdict mark (✓ green, ✗ red) and the backend's name in the same colour."""
+    if result.ok:
+        return Text("✓", "bold green"), Text(result.name, "bold")
+    return Text("✗", "bold red"), Text(result.name, "bold red")
+
+
 def summary_table(report: Report) -> Table:
     """One row per backend plus one for the reference."""
     table = Table(
         title=f"Gradient check · {report.problem.describe(' · ')}",
         title_justify="left",
-        caption=f"errors: max over entries against {report.reference_name}",
+        caption=f"✓ agrees, ✗ fails · errors: max over entries against {report.reference_name} (≈)",
         caption_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         collapse_padding=True,
     )
-    table.add_column("backend", style="bold", overflow="fold")  # long user names wrap, numbers never
+    # The verdict is the mark before the name (no column of its own), so that names of
+    # user functions like mine.py:back_propagation fit in 80 columns; longer ones wrap.
+    table.add_column("", no_wrap=True, width=1)
+    table.add_column("backend", overflow="fold")
     table.add_column("loss", justify="right", no_wrap=True)
     table.add_column("dE/dW0[0,0]", justify="right", no_wrap=True)
     table.add_column("‖∇‖", justify="right", no_wrap=True)
     table.add_column("abs err", justify="right", no_wrap=True)
     table.add_column("rel err", justify="right", no_wrap=True)
-    table.add_column("verdict", no_wrap=True)
     for result in report.backends:
+        mark, name = _verdict(result)
         if result.error is not None:
-            table.add_row(result.name, "—", "—", "—", "—", "—", Text("FAILED (raised)", "bold red"))
+            table.add_row(mark, name, Text("raised", "bold red"), "—", "—", "—", "—")
             continue
         grads = result.gradients
         norm = _overall_norm(list(grads.by_name().values())) if grads is not None else None
         max_abs = _backend_max(result, "max_abs_err")
         max_rel = _backend_max(result, "max_rel_err")
-        verdict = Text("ok", "bold green") if result.ok else Text("FAILED", "bold red")
         table.add_row(
-            result.name,
+            mark,
+            name,
             _num(result.loss, ".7g"),
             _num(result.first_weight_grad, ".7g"),
             _num(norm, ".4g"),
             Text(_num(max_abs), _err_style(max_abs, result.ok)),
             Text(_num(max_rel), _err_style(max_rel, result.ok)),
-            verdict,
         )
     fd = report.finite_difference
     if fd is not None:
@@ -81,13 +90,13 @@ def summary_table(report: Report) -> Table:
         first = float(w0.reshape(-1)[0]) if w0 is not None else None
         complete = bool(fd.estimates) and fd.mode == "full"
         table.add_row(
+            Text("≈", style="cyan"),
             Text("finite diff.", style="cyan"),
             _num(fd.loss, ".7g"),
             _num(first if first is not None and np.isfinite(first) else None, ".7g"),
             _num(_overall_norm(list(fd.estimates.values())) if complete else None, ".4g"),
             "",
             "",
-            Text("reference", style="cyan"),
         )
     return table
 
