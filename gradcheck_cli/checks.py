@@ -227,7 +227,11 @@ class Report:
 def relative_errors(values: np.ndarray, reference: np.ndarray, atol: float) -> np.ndarray:
     """|v - r| / max(|v|, |r|, atol): entries near zero are measured against atol."""
     scale = np.maximum(np.maximum(np.abs(values), np.abs(reference)), atol)
-    return np.asarray(np.abs(values - reference) / scale)
+    # With atol 0, an entry that is exactly 0 in both (a dead unit) is 0/0: it agrees, so 0,
+    # not a NaN that would leak into the table and make the JSON invalid.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.abs(values - reference) / scale
+    return np.asarray(np.where(scale > 0, rel, 0.0))
 
 
 def validate_gradients(problem: Problem, grads: Gradients) -> None:
@@ -507,6 +511,18 @@ def gradient_scale(reference: Reference, gradients: dict[str, Gradients]) -> flo
     return scale if scale > 0 else 1.0
 
 
+def _validate_options(options: CheckOptions) -> None:
+    """Nonsense settings are bad input: a NaN or negative tolerance would judge every
+    entry (or none) without saying so, and a negative seed crashed NumPy's generator."""
+    if options.fd_step is not None and not 0 < options.fd_step < np.inf:
+        raise InputError(f"--fd-step must be positive and finite, got {options.fd_step}")
+    for flag, value in (("--rtol", options.rtol), ("--atol", options.atol)):
+        if value is not None and not 0 <= value < np.inf:
+            raise InputError(f"{flag} must be a finite number >= 0, got {value}")
+    if options.seed < 0:
+        raise InputError(f"--seed must be >= 0, got {options.seed}")
+
+
 def run_checks(
     problem: Problem,
     backends: Sequence[Backend],
@@ -523,8 +539,7 @@ def run_checks(
         )
     if not backends:
         raise InputError("no backend to check")
-    if options.fd_step is not None and options.fd_step <= 0:
-        raise InputError(f"--fd-step must be positive, got {options.fd_step}")
+    _validate_options(options)
     gradients: dict[str, Gradients] = {}
     outcomes: dict[str, tuple[str, str | None]] = {}
     rejected: dict[str, Gradients] = {}  # returned, but failed validation: still diagnosable

@@ -171,8 +171,8 @@ def finite_differences(
     """Finite-difference reference in `mode`, batched, with error estimates and kink handling."""
     if order not in FD_ORDERS:
         raise InputError(f"--fd-order must be one of {', '.join(map(str, FD_ORDERS))}, got {order}")
-    if step is not None and not step > 0:
-        raise InputError(f"--fd-step must be positive, got {step}")
+    if step is not None and not 0 < step < np.inf:
+        raise InputError(f"--fd-step must be positive and finite, got {step}")
     if samples is not None and samples < 1:
         raise InputError(f"--fd-samples must be at least 1, got {samples}")
     base_step = step if step is not None else default_step(order)

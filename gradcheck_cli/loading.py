@@ -116,6 +116,8 @@ def make_problem(
     _check_choice("activation", activation, ACTIVATIONS)
     _check_choice("loss", loss, LOSSES)
     _check_choice("dtype", dtype, DTYPES)
+    if not np.isfinite(negative_slope):
+        raise InputError(f"--negative-slope must be a finite number, got {negative_slope}")
     if len(weights) != len(biases):
         raise InputError(f"{source}: {len(weights)} weight arrays but {len(biases)} bias arrays")
     if not weights:

@@ -1,0 +1,70 @@
+"""Nonsense numeric options are bad input (exit 2, one line), never a silent pass or a crash."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from gradcheck_cli import cli, load_problem, run_checks
+from gradcheck_cli.backends import create_backend
+from gradcheck_cli.checks import CheckOptions, relative_errors
+from gradcheck_cli.errors import InputError
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # --fd-step inf made every estimate NaN, and a half-MSE gradient passed (exit 0).
+        (["--fd-step", "inf"], "--fd-step must be positive and finite, got inf"),
+        (["--fd-step", "nan"], "--fd-step must be positive and finite, got nan"),
+        # A negative or NaN tolerance failed every backend (exit 1) or judged nothing.
+        (["--rtol", "-1"], "--rtol must be a finite number >= 0, got -1.0"),
+        (["--rtol", "nan"], "--rtol must be a finite number >= 0, got nan"),
+        (["--rtol", "inf"], "--rtol must be a finite number >= 0, got inf"),
+        (["--atol", "-1"], "--atol must be a finite number >= 0, got -1.0"),
+        # A negative seed crashed NumPy's generator: "internal error", exit 3.
+        (["--fd", "sample", "--seed", "-5"], "--seed must be >= 0, got -5"),
+        (["--fd", "directional", "--seed", "-1"], "--seed must be >= 0, got -1"),
+        (
+            ["--activation", "leaky-relu", "--negative-slope", "nan"],
+            "--negative-slope must be a finite number, got nan",
+        ),
+    ],
+)
+def test_bad_numeric_option_exits_2_with_one_line(args, message):
+    result = runner.invoke(cli.app, ["run", "-b", "numpy", *args])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.strip() == f"error: {message}"
+
+
+def test_run_checks_refuses_nan_tolerance_from_the_library():
+    problem = load_problem()
+    with pytest.raises(InputError, match="--rtol must be a finite number"):
+        run_checks(problem, [create_backend("numpy")], CheckOptions(rtol=float("nan")))
+
+
+def test_atol_zero_gives_finite_errors_and_strict_json():
+    # W1[4, 2] of the bundled problem is exactly 0 in every backend and in the reference
+    # (a dead unit); with --atol 0 its relative error was 0/0 = NaN, and the JSON said NaN.
+    result = runner.invoke(cli.app, ["run", "-b", "numpy", "--atol", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout, parse_constant=_refuse_constant)
+    errors = [p["max_rel_err"] for p in report["backends"][0]["params"]]
+    assert all(np.isfinite(e) for e in errors), errors
+    assert "RuntimeWarning" not in result.stderr
+
+
+def test_relative_errors_of_two_exact_zeros_is_zero():
+    values = np.array([0.0, 1.0, 0.0])
+    reference = np.array([0.0, 1.5, 2.0])
+    assert relative_errors(values, reference, 0.0).tolist() == [0.0, 0.5 / 1.5, 1.0]
+
+
+def _refuse_constant(name: str) -> float:
+    raise AssertionError(f"the JSON holds {name}, which strict JSON parsers reject")
