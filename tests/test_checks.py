@@ -155,3 +155,16 @@ def test_first_weight_grad_is_dE_dW0_00(exercise_problem):
         float(fd.estimates["W0"][0, 0]), rel=1e-6
     )
     assert np.isfinite(report.backend("numpy").loss)
+
+
+def test_float32_unit_at_a_kink_does_not_hide_a_wrong_gradient(exercise_problem):
+    # Z0[2, 0] = 1e-9: float32 puts this ReLU unit on the other side of its kink, which
+    # moves W0[:, 0] by up to 2e-2. That jump used to count as float32 noise for every entry
+    # of W0 (10 x 2e-2 allowed), so W0 doubled passed; it is now allowed at those entries only.
+    from tests.test_precision import near_kink_float32
+
+    problem = near_kink_float32(exercise_problem)
+    for factor in (2.0, 1.01):
+        report = run_checks(problem, [*builtins(), ScaledBackend("W0", factor)])
+        assert all(report.backend(n).ok for n in backend_names()), factor
+        assert [p.name for p in report.backend("scaled").params if not p.ok] == ["W0"], factor

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from gradcheck_cli.loading import make_problem
@@ -53,3 +54,46 @@ def _output(problem) -> np.ndarray:
         if i < problem.depth - 1:
             A = np.maximum(A, 0)
     return A
+
+
+def near_kink_float32(problem, row: int = 2, unit: int = 0, z: float = 1e-9):
+    """`problem` in float32 with the pre-activation Z0[row, unit] moved to `z` (within float32
+    rounding of the ReLU kink; for the bundled problem float32 puts it on the other side)."""
+    Z0 = problem.X @ problem.weights[0] + problem.biases[0]
+    B0 = problem.biases[0].copy()
+    B0[unit] -= Z0[row, unit] - z
+    return make_problem(
+        problem.X, problem.T, problem.weights, [B0, *problem.biases[1:]], dtype="float32"
+    )
+
+
+def test_a_kink_flip_in_float32_is_per_entry_not_noise_of_the_whole_tensor(exercise_problem):
+    problem = near_kink_float32(exercise_problem)
+    noise = rounding_noise(problem)
+    # The flip stays out of the per-tensor noise: W0's noise is rounding (~1e-8), as on the
+    # unperturbed problem, not the 2e-2 jump of the flipped unit.
+    plain = rounding_noise(exercise_problem.with_dtype("float32"))
+    assert noise.params["W0"] < 10 * plain.params["W0"]
+    # The jump itself, per entry: relu'(Z0[2, 0]) goes from 1 to 0, so dW0[:, 0] loses
+    # X[2, :] * dL/dA1[2, 0] and dB0[0] loses dL/dA1[2, 0]; nothing else changes.
+    X = torch.tensor(problem.X)
+    W = [torch.tensor(w) for w in problem.weights]
+    B = [torch.tensor(b) for b in problem.biases]
+    A1 = torch.relu(X @ W[0] + B[0]).requires_grad_(True)
+    A = A1
+    for i in range(1, len(W)):
+        A = A @ W[i] + B[i]
+        if i < len(W) - 1:
+            A = torch.relu(A)
+    ((A - torch.tensor(problem.T).reshape(A.shape)) ** 2).mean().backward()
+    dA = float(A1.grad[2, 0])  # type: ignore[index]
+    expected = np.zeros(problem.weights[0].shape)
+    expected[:, 0] = np.abs(problem.X[2] * dA)
+    np.testing.assert_allclose(noise.kink_flips["W0"], expected, rtol=1e-4, atol=1e-9)
+    assert noise.kink_flips["B0"][0] == pytest.approx(abs(dA), rel=1e-4)
+    assert not noise.kink_flips["B0"][1:].any()
+    assert not any(noise.kink_flips[n].any() for n in ("W1", "W2", "W3", "B1", "B2", "B3"))
+
+
+def test_no_kink_flip_without_a_unit_near_a_kink(exercise_problem):
+    assert rounding_noise(exercise_problem.with_dtype("float32")).kink_flips == {}
