@@ -311,7 +311,10 @@ def run(
     ] = None,
     atol: Annotated[
         float | None,
-        typer.Option(help="Absolute tolerance (default: 1e-8 for float64, 1e-5 for float32)."),
+        typer.Option(
+            help="Absolute tolerance. Default: 1e-8 x max|ref| for float64, 1e-5 x max|ref| for "
+            "float32 (scaled by the gradient's largest entry); a value given here is absolute."
+        ),
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON on stdout, nothing else.")

@@ -68,3 +68,14 @@ def test_relative_errors_of_two_exact_zeros_is_zero():
 
 def _refuse_constant(name: str) -> float:
     raise AssertionError(f"the JSON holds {name}, which strict JSON parsers reject")
+
+
+def test_atol_help_says_the_default_scales_with_the_gradient():
+    # The help said "default: 1e-8 for float64", but the atol in force is 1e-8 x max|ref|.
+    result = runner.invoke(cli.app, ["run", "--help"], env={"COLUMNS": "300"})
+    assert "1e-8 x max|ref| for float64" in result.stdout
+    report = json.loads(runner.invoke(cli.app, ["run", "-b", "numpy", "--json"]).stdout)
+    grads = create_backend("numpy").gradients(load_problem())
+    largest = max(float(np.abs(g).max()) for g in grads.by_name().values())
+    # The reference is finite differences, which agree with backprop to ~1e-7 here.
+    assert report["tolerances"]["atol"] == pytest.approx(1e-8 * largest, rel=1e-5)
