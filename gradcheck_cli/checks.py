@@ -362,6 +362,16 @@ def build_reference(
     )
 
 
+def noise_allowance(noise: RoundingNoise | None, name: str) -> np.ndarray | float:
+    """Per-entry allowance for a correct backend's rounding in its dtype (0 in float64)."""
+    if noise is None:
+        return 0.0
+    allowed: np.ndarray | float = NOISE_FACTOR * noise.params.get(name, 0.0)
+    if name in noise.kink_flips:
+        allowed = allowed + KINK_FLIP_FACTOR * noise.kink_flips[name]
+    return allowed
+
+
 def compare_parameter(
     name: str, g: np.ndarray, reference: Reference, rtol: float, atol: float
 ) -> tuple[ParamResult, np.ndarray]:
@@ -374,10 +384,7 @@ def compare_parameter(
     mask = reference.checked[name] & ~reference.kinks[name]
     abs_err = np.abs(g - ref)
     allowed = atol + rtol * np.abs(ref) + FD_ERROR_FACTOR * reference.error[name]
-    if reference.noise is not None:
-        allowed = allowed + NOISE_FACTOR * reference.noise.params.get(name, 0.0)
-        if name in reference.noise.kink_flips:
-            allowed = allowed + KINK_FLIP_FACTOR * reference.noise.kink_flips[name]
+    allowed = allowed + noise_allowance(reference.noise, name)
     bad = mask & (abs_err > allowed)
     worst: tuple[int, ...] | None = None
     max_abs = max_rel = None
@@ -463,7 +470,9 @@ def _directional_verdict(
     if reference.fd is None or reference.fd.directional is None:
         return None
     named = {n: np.asarray(g, dtype=np.float64) for n, g in grads.by_name().items()}
-    return reference.fd.directional.judge(named, rtol, atol, FD_ERROR_FACTOR)
+    # float32: the per-entry noise allowance of full mode, summed along each direction.
+    noise = {n: np.asarray(noise_allowance(reference.noise, n)) for n in named}
+    return reference.fd.directional.judge(named, rtol, atol, FD_ERROR_FACTOR, noise)
 
 
 def _mark_directional(param: ParamResult, verdict: DirectionalVerdict) -> ParamResult:

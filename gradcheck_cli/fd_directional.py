@@ -148,6 +148,7 @@ class DirectionalFD:
         rtol: float,
         atol: float,
         error_factor: float,
+        noise: dict[str, np.ndarray],
     ) -> list[tuple[float, float]]:
         """(excess ratio, rel err) of g.v against the FD derivative for each restricted part."""
         directions = [self._direction(k, [n], part) for n, part in parts]
@@ -156,8 +157,9 @@ class DirectionalFD:
         for r, (n, part) in enumerate(parts):
             g = np.asarray(grads[n], dtype=np.float64).reshape(-1)[part]
             signs = self.signs[k, self.slices[n]][part]
+            slack = _rss(noise[n].reshape(-1)[part]) if n in noise else 0.0
             out.append(
-                self._compare(g, signs, fd, r, rtol, atol, error_factor)
+                self._compare(g, signs, fd, r, rtol, atol, error_factor, slack)
                 if not fd.unresolved[r]
                 else (0.0, 0.0)
             )
@@ -172,31 +174,49 @@ class DirectionalFD:
         rtol: float,
         atol: float,
         error_factor: float,
+        slack: float = 0.0,
     ) -> tuple[float, float]:
-        """(|g.v - d| / allowed, relative error) for line r."""
+        """(|g.v - d| / allowed, relative error) for line r; `slack` is the root-sum-square
+        of the per-entry rounding-noise allowance (float32) on the entries of the line."""
         gv = float(g @ signs)
         # Per-entry errors e_i within atol + rtol |g_i|, summed with independent random
         # signs, add up like a random walk: to sqrt(sum e_i^2) <= atol sqrt(n) + rtol |g|_2.
-        # (The worst case, rtol |g|_1, would hide a wrong entry among a million.)
+        # (The worst case, rtol |g|_1, would hide a wrong entry among a million.) The same
+        # holds for the per-entry float32 noise allowance: it adds its root-sum-square.
         scale = float(np.linalg.norm(g))
-        allowed = atol * np.sqrt(g.size) + rtol * scale + error_factor * float(fd.error[r])
+        allowed = atol * np.sqrt(g.size) + rtol * scale + error_factor * float(fd.error[r]) + slack
         diff = abs(gv - float(fd.estimate[r]))
         return diff / allowed, diff / max(scale, atol * np.sqrt(g.size))
 
     def judge(
-        self, grads: dict[str, np.ndarray], rtol: float, atol: float, error_factor: float
+        self,
+        grads: dict[str, np.ndarray],
+        rtol: float,
+        atol: float,
+        error_factor: float,
+        noise: dict[str, np.ndarray] | None = None,
     ) -> DirectionalVerdict:
-        """Compare g.v with the FD derivative on every direction; localise the first failure."""
+        """Compare g.v with the FD derivative on every direction; localise the first failure.
+
+        `noise`: per parameter, the per-entry allowance for the backends' rounding noise
+        (float32; an array of the parameter's shape, or broadcastable to it).
+        """
         names = tuple(n for n in self.names if n in grads)
+        noise = {
+            n: np.broadcast_to(np.asarray(a, np.float64), np.shape(grads[n]))
+            for n, a in (noise or {}).items()
+            if n in grads
+        }
         fd = self.along(names)
         g = np.concatenate([np.asarray(grads[n], np.float64).reshape(-1) for n in names])
+        slack = _rss(np.concatenate([np.zeros(0), *(noise[n].reshape(-1) for n in noise)]))
         ratios, rels = [], []
         for k in range(self.count):
             signs = np.concatenate([self.signs[k, self.slices[n]] for n in names])
             ratio, rel = (
                 (0.0, 0.0)
                 if fd.unresolved[k]
-                else self._compare(g, signs, fd, k, rtol, atol, error_factor)
+                else self._compare(g, signs, fd, k, rtol, atol, error_factor, slack)
             )
             ratios.append(ratio)
             rels.append(rel)
@@ -212,6 +232,7 @@ class DirectionalFD:
             rtol,
             atol,
             error_factor,
+            noise,
         )
 
     def _localise(
@@ -223,10 +244,11 @@ class DirectionalFD:
         rtol: float,
         atol: float,
         error_factor: float,
+        noise: dict[str, np.ndarray],
     ) -> DirectionalVerdict:
         """Restrict direction k to each tensor, then bisect the worst one down to an entry."""
         whole = [(n, slice(0, self.slices[n].stop - self.slices[n].start)) for n in names]
-        per_tensor = self._excess(grads, k, whole, rtol, atol, error_factor)
+        per_tensor = self._excess(grads, k, whole, rtol, atol, error_factor, noise)
         worst = int(np.argmax([ratio for ratio, _ in per_tensor]))
         if per_tensor[worst][0] <= 1.0:
             return verdict  # the disagreement only shows when tensors add up
@@ -235,7 +257,9 @@ class DirectionalFD:
         while part.stop - part.start > 1:
             mid = (part.start + part.stop) // 2
             halves = [slice(part.start, mid), slice(mid, part.stop)]
-            results = self._excess(grads, k, [(name, h) for h in halves], rtol, atol, error_factor)
+            results = self._excess(
+                grads, k, [(name, h) for h in halves], rtol, atol, error_factor, noise
+            )
             best = int(np.argmax([ratio for ratio, _ in results]))
             if results[best][0] <= 1.0:
                 break  # neither half fails alone: stop at the smallest failing range
@@ -249,3 +273,8 @@ class DirectionalFD:
         return DirectionalVerdict(
             verdict.directions, verdict.failed, verdict.max_rel_err, name, index, rel
         )
+
+
+def _rss(values: np.ndarray) -> float:
+    """Root-sum-square: what per-entry allowances add up to along a random-sign direction."""
+    return float(np.sqrt(np.sum(np.square(values))))
