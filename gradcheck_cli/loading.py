@@ -167,7 +167,10 @@ def _check_targets(T: np.ndarray, samples: int, outputs: int, loss: str, source:
     if loss == "cross-entropy":
         if T.ndim == 1:
             if T.dtype.kind == "f" and not np.all(np.round(T) == T):
-                raise InputError(f"{source}: cross-entropy labels T must be whole numbers")
+                i = int(np.flatnonzero(np.round(T) != T)[0])
+                raise InputError(
+                    f"{source}: T[{i}] = {T[i]:g}; cross-entropy labels T must be whole numbers"
+                )
             labels = T.astype(np.int64)
             bad = np.flatnonzero((labels < 0) | (labels >= outputs))
             if bad.size:
@@ -182,8 +185,15 @@ def _check_targets(T: np.ndarray, samples: int, outputs: int, loss: str, source:
                 f"or class probabilities ({samples}, {outputs})"
             )
         Tf = T.astype(np.float64)
-        if (Tf < 0).any() or not np.allclose(Tf.sum(axis=1), 1.0, atol=1e-6):
-            raise InputError(f"{source}: class probabilities T must be >= 0 with rows summing to 1")
+        negative = (Tf < 0).any(axis=1)
+        rows = np.flatnonzero(negative | ~np.isclose(Tf.sum(axis=1), 1.0, atol=1e-6))
+        if rows.size:
+            r = int(rows[0])
+            what = "has a negative entry" if negative[r] else f"sums to {Tf[r].sum():g}"
+            raise InputError(
+                f"{source}: row T[{r}] {what}; "
+                "class probabilities T must be >= 0 with rows summing to 1"
+            )
         return Tf
     Tf = T.astype(np.float64)
     if Tf.ndim == 1 and outputs == 1:
@@ -192,8 +202,10 @@ def _check_targets(T: np.ndarray, samples: int, outputs: int, loss: str, source:
         raise InputError(
             f"{source}: T has shape {T.shape} but the network outputs ({samples}, {outputs})"
         )
-    if loss == "bce" and ((Tf < 0) | (Tf > 1)).any():
-        raise InputError(f"{source}: bce targets T must lie in [0, 1]")
+    outside = np.argwhere((Tf < 0) | (Tf > 1))
+    if loss == "bce" and outside.size:
+        i, j = outside[0]
+        raise InputError(f"{source}: T[{i}, {j}] = {Tf[i, j]:g}; bce targets T must lie in [0, 1]")
     return Tf
 
 

@@ -79,3 +79,33 @@ def test_atol_help_says_the_default_scales_with_the_gradient():
     largest = max(float(np.abs(g).max()) for g in grads.by_name().values())
     # The reference is finite differences, which agree with backprop to ~1e-7 here.
     assert report["tolerances"]["atol"] == pytest.approx(1e-8 * largest, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("loss", "T", "message"),
+    [
+        # Each message names the first offending target, as the README promises for inputs.
+        ("bce", np.array([[0.5], [1.0], [-0.25], [0.0]]), "T[2, 0] = -0.25; bce targets"),
+        ("cross-entropy", np.array([0.0, 2.0, 1.5, 1.0]), "T[2] = 1.5; cross-entropy labels"),
+        (
+            "cross-entropy",
+            np.tile([[0.2, 0.3, 0.5]], (4, 1)) * [[1], [1], [1], [2]],
+            "row T[3] sums to 2;",
+        ),
+        (
+            "cross-entropy",
+            np.array([[1, 0, 0], [-1, 1, 1], [0, 1, 0], [0, 0, 1]]),
+            "row T[1] has a negative entry;",
+        ),
+    ],
+)
+def test_bad_targets_name_the_entry(tmp_path, loss, T, message):
+    rng = np.random.default_rng(0)
+    outputs = 1 if loss == "bce" else 3
+    path = tmp_path / "d.npz"
+    np.savez(
+        path, X=rng.normal(size=(4, 2)), T=T, W0=rng.normal(size=(2, outputs)), B0=np.zeros(outputs)
+    )
+    result = runner.invoke(cli.app, ["run", "--data", str(path), "--loss", loss])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
