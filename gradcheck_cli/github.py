@@ -109,7 +109,8 @@ def step_summary(report: Report) -> str:
     ]
     for result in report.backends:
         if result.error is not None:
-            out.append(f"| {_md(result.name)} | — | — | — | — | ❌ raised |")
+            status = "raised" if result.traceback else "invalid"
+            out.append(f"| {_md(result.name)} | — | — | — | — | ❌ {status} |")
             continue
         out.append(
             f"| {_md(result.name)} | {_num(result.loss, '.7g')} "

@@ -47,7 +47,8 @@ def param_failure(result: BackendResult, param: ParamResult, report: Report) -> 
 def backend_failure(result: BackendResult) -> str:
     """Why a backend failed beyond its parameters: its error, or its hints."""
     if result.error is not None:
-        return f"{result.name} raised: {result.error}"
+        # No traceback: it returned something invalid (e.g. a bias of shape (N, out)).
+        return f"{result.name} {'raised' if result.traceback else 'failed'}: {result.error}"
     if result.hints:
         return f"{result.name}: " + "; ".join(result.hints)
     return f"{result.name} failed"

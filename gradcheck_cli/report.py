@@ -68,7 +68,9 @@ def summary_table(report: Report) -> Table:
     for result in report.backends:
         mark, name = _verdict(result)
         if result.error is not None:
-            table.add_row(mark, name, Text("raised", "bold red"), "—", "—", "—", "—")
+            # No traceback: it returned something invalid, e.g. a bias of shape (N, out).
+            status = "raised" if result.traceback else "invalid"
+            table.add_row(mark, name, Text(status, "bold red"), "—", "—", "—", "—")
             continue
         grads = result.gradients
         norm = _overall_norm(list(grads.by_name().values())) if grads is not None else None

@@ -1,0 +1,56 @@
+"""A user function that returns wrongly shaped gradients did not raise: no report may say so."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from gradcheck_cli import cli
+
+runner = CliRunner()
+
+# Correct weights, but the bias gradients are not summed over the batch: shape (N, out).
+UNSUMMED_BIAS = """
+def back_propagation(W, B, A, Y, T):
+    d = 2 * (Y - T) / Y.size
+    DW, DB = [None] * len(W), [None] * len(W)
+    for i in reversed(range(len(W))):
+        DW[i] = A[i].T @ d
+        DB[i] = d
+        if i:
+            d = (d @ W[i].T) * (A[i] > 0)
+    return DW, DB
+"""
+
+
+def _run(tmp_path: Path, *extra: str):
+    (tmp_path / "unsummed.py").write_text(UNSUMMED_BIAS)
+    user = f"{tmp_path / 'unsummed.py'}:back_propagation"
+    return runner.invoke(
+        cli.app, ["run", "-b", "numpy", "--user", user, *extra], env={"COLUMNS": "200"}
+    )
+
+
+def test_invalid_return_is_not_called_raised(tmp_path):
+    summary, junit = tmp_path / "summary.md", tmp_path / "junit.xml"
+    result = _run(tmp_path, "--format", "github", "--summary", str(summary), "--junit", str(junit))
+    assert result.exit_code == 1, result.output
+    row = next(
+        line for line in result.stdout.splitlines() if "unsummed.py:back_propagation" in line
+    )
+    assert "invalid" in row and "raised" not in row
+    error = next(line for line in result.stdout.splitlines() if line.startswith("::error"))
+    assert "unsummed.py:back_propagation failed: DB[0] has shape (20, 6); expected (6,)" in error
+    assert "raised" not in error
+    text = summary.read_text()
+    assert "| unsummed.py:back_propagation | — | — | — | — | ❌ invalid |" in text
+    assert " raised" not in text
+    messages = [
+        element.get("message", "")
+        for element in ET.parse(junit).getroot().iter()
+        if element.tag in ("failure", "error")
+    ]
+    assert messages and all("raised" not in m for m in messages)
+    assert any("DB[0] has shape (20, 6)" in m for m in messages)
