@@ -44,6 +44,10 @@ NOISE_FACTOR = 10.0
 # on either side: allow the measured per-entry jump, twice over (backends may flip a
 # different subset of such units than the NumPy float32 run did).
 KINK_FLIP_FACTOR = 2.0
+# When the noise allowance of a parameter exceeds this fraction of its largest reference
+# entry, a float32 check cannot see mistakes of that size there (nearly converged
+# networks: 1e-6 residuals give 10-100%); the backend gets a hint saying so.
+HIDDEN_ERROR_HINT = 0.1
 
 
 @dataclass(frozen=True)
@@ -447,6 +451,7 @@ def judge_backend(
         )
     if grads.dB is None:
         hints.append("biases were not returned; only the weights were checked")
+    hints.extend(_precision_hints(grads, reference, problem))
     result = BackendResult(
         name=backend.name,
         kind=backend.kind,
@@ -461,6 +466,28 @@ def judge_backend(
         directional=directional,
     )
     return result, failed
+
+
+def _precision_hints(grads: Gradients, reference: Reference, problem: Problem | None) -> list[str]:
+    """Say so when the dtype's measured rounding noise is large enough to hide a mistake."""
+    if reference.noise is None:
+        return []
+    hidden = []
+    for name, g in grads.by_name().items():
+        ref = reference.estimates.get(name)
+        values = ref[np.isfinite(ref)] if ref is not None else np.asarray(g, np.float64)
+        size = float(np.abs(values).max()) if values.size else 0.0
+        allowance = NOISE_FACTOR * reference.noise.params.get(name, 0.0)
+        if size > 0 and allowance > HIDDEN_ERROR_HINT * size:
+            hidden.append(f"{name} {allowance / size:.0%}")
+    if not hidden:
+        return []
+    dtype = problem.dtype if problem is not None else "low-precision"
+    return [
+        f"{dtype} rounding on this problem (measured) is large enough to hide errors up to "
+        f"{', '.join(hidden)} of each parameter's largest entry (a nearly converged network "
+        f"loses digits to cancellation in Y - T); rerun with --dtype float64 to check them"
+    ]
 
 
 def _directional_verdict(

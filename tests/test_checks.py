@@ -182,3 +182,16 @@ def test_float32_near_convergence_passes_in_directional_mode_too(exercise_proble
     options = CheckOptions(fd_mode="directional", seed=0)
     report = run_checks(near, [*builtins(), ScaledBackend("W1", 2.0)], options)
     assert [r.name for r in report.backends if not r.ok] == ["scaled"]
+
+
+def test_float32_noise_that_hides_mistakes_is_reported(exercise_problem):
+    # 1e-6 from convergence, float32 rounding is tens of percent of the gradient: a
+    # float32 check cannot see a factor 1.2 there, and must say so rather than pass quietly.
+    from tests.test_precision import _output
+
+    p = exercise_problem
+    near = make_problem(p.X, _output(p) + 1e-6, p.weights, p.biases, dtype="float32")
+    hints = run_checks(near, [create_backend("numpy")]).backend("numpy").hints
+    assert any("rerun with --dtype float64" in h for h in hints), hints
+    plain = run_checks(p.with_dtype("float32"), [create_backend("numpy")])
+    assert plain.backend("numpy").hints == ()
