@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from .errors import InputError
@@ -54,8 +55,9 @@ def write_starter(path: Path, force: bool = False) -> tuple[Path, str]:
         raise InputError(f"{path}: directory {path.parent} does not exist")
     if path.suffix != ".py":
         raise InputError(f"{path}: the starter file must end in .py")
+    shown = shlex.quote(str(path))  # the printed command must survive copy and paste
     try:
-        path.write_text(starter_text(str(path)), encoding="utf-8")
+        path.write_text(starter_text(shown), encoding="utf-8")
     except OSError as exc:
         raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    return path, f"gradcheck run --user {path}:{STARTER_FUNCTION}"
+    return path, f"gradcheck run --user {shown}:{STARTER_FUNCTION}"
