@@ -565,6 +565,26 @@ def _validate_options(options: CheckOptions) -> None:
         raise InputError(f"--seed must be >= 0, got {options.seed}")
 
 
+def _check_finite_loss(problem: Problem) -> None:
+    """A loss that overflows in float64 is bad input: otherwise every backend 'fails' with NaN
+    gradients and the report blames them."""
+    with np.errstate(all="ignore"):
+        loss = network_loss(
+            problem.X,
+            problem.T,
+            problem.weights,
+            problem.biases,
+            problem.activation,
+            problem.loss,
+            problem.negative_slope,
+        )
+    if not np.isfinite(loss):
+        raise InputError(
+            f"{problem.source}: the loss at these parameters is {loss} in float64 (the forward "
+            "pass overflows); rescale X or the parameters"
+        )
+
+
 def run_checks(
     problem: Problem,
     backends: Sequence[Backend],
@@ -582,6 +602,7 @@ def run_checks(
     if not backends:
         raise InputError("no backend to check")
     _validate_options(options)
+    _check_finite_loss(problem)
     gradients: dict[str, Gradients] = {}
     outcomes: dict[str, tuple[str, str | None]] = {}
     rejected: dict[str, Gradients] = {}  # returned, but failed validation: still diagnosable

@@ -109,3 +109,20 @@ def test_bad_targets_name_the_entry(tmp_path, loss, T, message):
     result = runner.invoke(cli.app, ["run", "--data", str(path), "--loss", loss])
     assert result.exit_code == 2, result.output
     assert message in result.stderr
+
+
+def test_overflowing_loss_is_bad_input_not_three_failed_backends(tmp_path):
+    # X of 1e200 overflowed the forward pass: every backend "failed" with NaN gradients (exit 1).
+    problem = load_problem()
+    path = tmp_path / "huge.npz"
+    arrays = {"X": problem.X * 1e200, "T": problem.T}
+    arrays |= {f"W{i}": w for i, w in enumerate(problem.weights)}
+    arrays |= {f"B{i}": b for i, b in enumerate(problem.biases)}
+    np.savez(path, **arrays)
+    result = runner.invoke(cli.app, ["run", "--data", str(path), "--json"])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.strip() == (
+        f"error: {path}: the loss at these parameters is inf in float64 (the forward pass "
+        "overflows); rescale X or the parameters"
+    )
