@@ -307,8 +307,10 @@ def _run_file(path: Path) -> ModuleType:
     try:
         loader.exec_module(module)
     except SyntaxError as exc:
+        # A binary file (e.g. an .npz given as --utils) is a SyntaxError without a line.
+        where = f"line {exc.lineno}: " if exc.lineno is not None else ""
         raise InputError(
-            f"utils file {path}: line {exc.lineno}: {one_line(exc.msg)} (not valid Python)"
+            f"utils file {path}: {where}{one_line(exc.msg)} (not valid Python)"
         ) from None
     except UnicodeDecodeError:
         raise InputError(f"utils file {path}: not a Python source file (not UTF-8 text)") from None

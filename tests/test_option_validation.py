@@ -126,3 +126,15 @@ def test_overflowing_loss_is_bad_input_not_three_failed_backends(tmp_path):
         f"error: {path}: the loss at these parameters is inf in float64 (the forward pass "
         "overflows); rescale X or the parameters"
     )
+
+
+def test_binary_file_as_utils_has_no_line_none(tmp_path):
+    # `--utils d.npz` said "line None: source code string cannot contain null bytes".
+    path = tmp_path / "d.npz"
+    np.savez(path, X=np.zeros((2, 2)))
+    result = runner.invoke(cli.app, ["run", "--utils", str(path)])
+    assert result.exit_code == 2, result.output
+    message = result.stderr.strip()
+    # The wording of the null-byte SyntaxError differs between Python versions.
+    assert message.startswith(f"error: utils file {path}: ") and "null bytes" in message
+    assert message.endswith("(not valid Python)") and "None" not in message
