@@ -7,11 +7,13 @@ eps32 * |Y| / |Y - T|. Rather than guess, measure it: run the hand-written NumPy
 backprop on this very problem in the problem's dtype and in float64, and take
 the largest difference per parameter as the noise floor a correct backend may show.
 
-A ReLU unit whose pre-activation lies within the low precision's rounding of zero
-may land on the other side of the kink than in float64. That is not noise spread
-over a tensor but a different derivative at a few entries: it is kept apart, per
-entry (`kink_flips`), so that it does not widen the allowance of the whole tensor
-(it used to: a 1e-9 pre-activation let a 1% error anywhere in W0 pass in float32).
+A ReLU unit whose pre-activation lies within rounding of zero (in float32, or in
+float64 when it cancels to ~0, or is exactly 0) has no one right derivative: a
+correct backend may land on either side of the kink (another summation order, or
+the convention relu'(0) = 1). That is not noise spread over a tensor but a
+different derivative at a few entries: it is kept apart, per entry (`kink_flips`),
+so that it does not widen the allowance of the whole tensor (it used to: a 1e-9
+pre-activation let a 1% error anywhere in W0 pass in float32).
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ import numpy as np
 from . import numpy_mlp
 from .problem import Problem
 
+# A low-precision unit counts as at its kink within this many times the largest
+# rounding error measured in its layer (relative to the size of its terms).
+KINK_MARGIN = 10.0
+
 
 @dataclass(frozen=True)
 class RoundingNoise:
@@ -31,26 +37,42 @@ class RoundingNoise:
 
     params: dict[str, float]
     loss: float
-    # Per entry, |gradient with low precision's activation pattern - with float64's|, for
-    # parameters where a ReLU unit changes side of its kink in low precision (else absent).
+    # Per entry, how far the gradient moves (in float64) when the ReLU units at their kink
+    # (within the dtype's rounding of z = 0) take the other side; absent when there are none.
     kink_flips: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def rounding_noise(problem: Problem) -> RoundingNoise:
-    """The measured rounding noise of `problem.dtype` (zero for float64)."""
+    """The measured rounding noise of `problem.dtype` (zero for float64), and kink flips."""
+    piecewise = problem.activation in numpy_mlp.PIECEWISE_ACTIVATIONS
+    patterns = _patterns(problem, problem.X, problem.weights, problem.biases)
+    flips: dict[str, np.ndarray] = {}
+    if piecewise:
+        at_kink = _units_at_kink(problem)
+        if problem.dtype != "float64":  # and whatever this run of the dtype did flip
+            dtype = np.dtype(problem.dtype)
+            low_patterns = _patterns(
+                problem,
+                problem.X.astype(dtype),
+                [w.astype(dtype) for w in problem.weights],
+                [b.astype(dtype) for b in problem.biases],
+            )
+            at_kink = [a | (p != q) for a, p, q in zip(at_kink, patterns, low_patterns)]
+        if any(a.any() for a in at_kink):
+            toggled = [p ^ a for p, a in zip(patterns, at_kink)]
+            base = _backprop(problem, "float64", patterns)
+            other = _backprop(problem, "float64", toggled)
+            flips = {n: np.abs(other[n] - base[n]) for n in base}
     if problem.dtype == "float64":
-        return RoundingNoise({name: 0.0 for name in problem.parameter_names}, 0.0)
+        return RoundingNoise({name: 0.0 for name in problem.parameter_names}, 0.0, flips)
     from .backends.numpy_backprop import NumpyBackprop
 
     low = NumpyBackprop().gradients(problem)
     exact = NumpyBackprop().gradients(problem.with_dtype("float64"))
     low_named, exact_named = low.by_name(), exact.by_name()
-    flips: dict[str, np.ndarray] = {}
-    pinned = _pinned_gradients(problem)
-    if pinned is not None:
+    if piecewise:
         # Noise is measured with float64's activation pattern; the side changes go per entry.
-        flips = {n: np.abs(low_named[n].astype(np.float64) - pinned[n]) for n in pinned}
-        low_named = pinned
+        low_named = _backprop(problem, problem.dtype, patterns)
     params = {
         name: float(np.abs(low_named[name].astype(np.float64) - exact_named[name]).max())
         for name in exact_named
@@ -59,27 +81,21 @@ def rounding_noise(problem: Problem) -> RoundingNoise:
     return RoundingNoise(params, loss, flips)
 
 
-def _pinned_gradients(problem: Problem) -> dict[str, np.ndarray] | None:
-    """Backprop in `problem.dtype` with float64's ReLU pattern; None when the patterns agree."""
-    if problem.activation not in numpy_mlp.PIECEWISE_ACTIVATIONS:
-        return None
-    dtype = np.dtype(problem.dtype)
+def _backprop(problem: Problem, dtype: str, patterns: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Backprop in `dtype` with each ReLU unit on the side `patterns` says (True: z > 0)."""
+    np_dtype = np.dtype(dtype)
     slope = problem.negative_slope if problem.activation == "leaky-relu" else 0.0
-    X = problem.X.astype(dtype)
-    weights = [w.astype(dtype) for w in problem.weights]
-    biases = [b.astype(dtype) for b in problem.biases]
-    patterns = _patterns(problem, problem.X, problem.weights, problem.biases)
-    low_patterns = _patterns(problem, X, weights, biases)
-    if all(np.array_equal(a, b) for a, b in zip(patterns, low_patterns)):
-        return None
-    # The activation's slope on each unit's float64 side: act(z) = z * slope, act'(z) = slope.
-    slopes = [np.where(p, 1.0, slope).astype(dtype) for p in patterns]
+    X = problem.X.astype(np_dtype)
+    weights = [w.astype(np_dtype) for w in problem.weights]
+    biases = [b.astype(np_dtype) for b in problem.biases]
+    # The activation's slope on each unit's side: act(z) = z * slope, act'(z) = slope.
+    slopes = [np.where(p, 1.0, slope).astype(np_dtype) for p in patterns]
     inputs = [X]
     for i, (w, b) in enumerate(zip(weights, biases)):
         z = inputs[-1] @ w + b
         inputs.append(z * slopes[i] if i < len(weights) - 1 else z)
-    T = problem.T if problem.T.dtype.kind in "iu" else problem.T.astype(dtype)
-    delta = numpy_mlp.loss_gradient(inputs[-1], T, problem.loss).astype(dtype)
+    T = problem.T if problem.T.dtype.kind in "iu" else problem.T.astype(np_dtype)
+    delta = numpy_mlp.loss_gradient(inputs[-1], T, problem.loss).astype(np_dtype)
     grads: dict[str, np.ndarray] = {}
     for i in reversed(range(len(weights))):
         grads[f"W{i}"] = (inputs[i].T @ delta).astype(np.float64)
@@ -87,6 +103,35 @@ def _pinned_gradients(problem: Problem) -> dict[str, np.ndarray] | None:
         if i > 0:
             delta = (delta @ weights[i].T) * slopes[i - 1]
     return grads
+
+
+def _units_at_kink(problem: Problem) -> list[np.ndarray]:
+    """Hidden units whose pre-activation z is within the dtype's rounding of 0.
+
+    Summed in another order, a dot product of n terms may differ by up to about
+    n * u * (|A| @ |W| + |b|) (u: unit roundoff); exactly-zero pre-activations count too.
+    In low precision the inputs of a layer carry earlier layers' rounding as well:
+    measured, per layer, as the largest |z_low - z64| relative to that magnitude, with
+    a margin of KINK_MARGIN (a worst-case bound carried through |W| grows with
+    depth and flagged units 1e-2 from zero in a 10-layer float32 network).
+    """
+    dtype = np.dtype(problem.dtype)
+    u = float(np.finfo(dtype).eps) / 2
+    A = np.asarray(problem.X, dtype=np.float64)
+    A_low = A.astype(dtype)
+    out = []
+    for w, b in zip(problem.weights[:-1], problem.biases[:-1]):
+        z = A @ w + b
+        size = np.abs(A) @ np.abs(w) + np.abs(b)
+        bound = (w.shape[0] + 2) * u * size
+        if dtype != np.float64:
+            z_low = A_low @ w.astype(dtype) + b.astype(dtype)
+            measured = np.abs(z_low - z) / np.where(size > 0, size, 1.0)
+            bound = bound + KINK_MARGIN * float(measured.max()) * size
+            A_low = numpy_mlp.activate(z_low, problem.activation, problem.negative_slope)
+        out.append(np.abs(z) <= bound)
+        A = numpy_mlp.activate(z, problem.activation, problem.negative_slope)
+    return out
 
 
 def _patterns(

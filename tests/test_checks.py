@@ -195,3 +195,39 @@ def test_float32_noise_that_hides_mistakes_is_reported(exercise_problem):
     assert any("rerun with --dtype float64" in h for h in hints), hints
     plain = run_checks(p.with_dtype("float32"), [create_backend("numpy")])
     assert plain.backend("numpy").hints == ()
+
+
+class ReluStepAtZeroBackend(Backend):
+    """Hand-written backprop (MSE, ReLU) with the other convention relu'(0) = 1 (Z >= 0)."""
+
+    name = "relu'(0)=1"
+    kind = "user"
+
+    def gradients(self, problem: Problem) -> Gradients:
+        A, Z = [problem.X], []
+        for i, (w, b) in enumerate(zip(problem.weights, problem.biases)):
+            Z.append(A[-1] @ w + b)
+            if i < problem.depth - 1:
+                A.append(np.maximum(Z[-1], 0.0))
+        delta = 2.0 * (Z[-1] - problem.T.reshape(Z[-1].shape)) / Z[-1].size
+        dW, dB = [], []
+        for i in reversed(range(problem.depth)):
+            dW.insert(0, A[i].T @ delta)
+            dB.insert(0, delta.sum(axis=0))
+            if i > 0:
+                delta = (delta @ problem.weights[i].T) * (Z[i - 1] >= 0)
+        return Gradients(None, tuple(dW), tuple(dB))
+
+
+def test_relu_derivative_convention_at_an_exact_zero_is_not_a_failure(exercise_problem):
+    # A zero input row and zero first-layer biases put Z0[5, :] exactly at the kink, where
+    # relu'(0) = 1 is as right as 0. That convention used to fail on B0; a real mistake in
+    # B0 (or elsewhere) still fails.
+    from tests.test_precision import zero_row_problem
+
+    problem = zero_row_problem(exercise_problem)
+    backends = [*builtins(), ReluStepAtZeroBackend(), ScaledBackend("B0", 2.0)]
+    report = run_checks(problem, backends)
+    assert [r.name for r in report.backends if not r.ok] == ["scaled"]
+    assert [p.name for p in report.backend("scaled").params if not p.ok] == ["B0"]
+    assert not run_checks(problem, [ScaledBackend("W1", 1.01)]).ok
