@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -54,3 +55,15 @@ def test_invalid_return_is_not_called_raised(tmp_path):
     ]
     assert messages and all("raised" not in m for m in messages)
     assert any("DB[0] has shape (20, 6)" in m for m in messages)
+
+
+def test_exercise_form_returning_three_values_says_so(tmp_path):
+    # (DW, DB, loss) from the exercise form was read as DW alone: "returned 3 arrays for DW".
+    (tmp_path / "three.py").write_text(
+        UNSUMMED_BIAS.replace("return DW, DB", "return DW, [b.sum(0) for b in DB], 0.5")
+    )
+    user = f"{tmp_path / 'three.py'}:back_propagation"
+    result = runner.invoke(cli.app, ["run", "-b", "numpy", "--user", user, "--json"])
+    assert result.exit_code == 1, result.output
+    backend = json.loads(result.stdout)["backends"][1]
+    assert backend["error"] == "returned 3 values; expected DW or (DW, DB)"

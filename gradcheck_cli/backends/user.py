@@ -170,6 +170,9 @@ def split_result(result: Any, form: str, depth: int) -> tuple[Any, Any, Any]:
         # (DW, DB) is a pair of lists; DW alone is a list of arrays (even when depth is 2).
         if len(result) == 2 and all(_is_array_list(r) for r in result):
             return None, result[0], result[1]
+        if len(result) != depth and any(_is_array_list(r) for r in result):
+            # e.g. (DW, DB, loss): not DW alone, so "returned 3 arrays for DW" would mislead.
+            raise BackendError(f"returned {len(result)} values; expected {_returns(form)}")
         return None, result, None
     if len(result) == 2:
         return None, result[0], result[1]
