@@ -260,6 +260,9 @@ def _check_output_dir(*paths: Path | None) -> None:
     for path in paths:
         if path is not None and not path.parent.is_dir():
             raise InputError(f"{path}: directory {path.parent} does not exist")
+    given = [p.resolve() for p in paths if p is not None]
+    if len(set(given)) < len(given):  # the summary would be appended to the JUnit XML
+        raise InputError(f"{given[0]}: --junit and --summary must be different files")
 
 
 def _write_file(path: Path, text: str, *, append: bool = False) -> None:

@@ -67,3 +67,14 @@ def test_exercise_form_returning_three_values_says_so(tmp_path):
     assert result.exit_code == 1, result.output
     backend = json.loads(result.stdout)["backends"][1]
     assert backend["error"] == "returned 3 values; expected DW or (DW, DB)"
+
+
+def test_junit_and_summary_on_the_same_file_is_bad_usage(tmp_path):
+    # The summary's Markdown was appended to the JUnit XML, which no CI could parse then.
+    path = tmp_path / "out.xml"
+    result = runner.invoke(
+        cli.app, ["run", "-b", "numpy", "--junit", str(path), "--summary", str(path)]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == f"error: {path}: --junit and --summary must be different files"
+    assert not path.exists()
