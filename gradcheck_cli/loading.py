@@ -185,7 +185,7 @@ def _check_targets(T: np.ndarray, samples: int, outputs: int, loss: str, source:
                 f"or class probabilities ({samples}, {outputs})"
             )
         Tf = T.astype(np.float64)
-        negative = (Tf < 0).any(axis=1)
+        negative = np.asarray((Tf < 0).any(axis=1))
         rows = np.flatnonzero(negative | ~np.isclose(Tf.sum(axis=1), 1.0, atol=1e-6))
         if rows.size:
             r = int(rows[0])
