@@ -239,6 +239,24 @@ def _apply_config(ctx: typer.Context, value: Path | None) -> Path | None:
     return value
 
 
+# The options of `run` that `inspect` shares: a project's config describes one problem.
+_INSPECT_CONFIG_KEYS = ("data", "params", "utils", "activation", "negative_slope", "loss", "dtype")
+
+
+def _apply_config_to_inspect(ctx: typer.Context, value: Path | None) -> Path | None:
+    """The loading options of [tool.gradcheck] (checked as for `run`) as `inspect`'s defaults,
+    so that `inspect` shows the problem that `run` checks."""
+    from .config import load_config, option_specs
+
+    with exit_codes():
+        config = load_config(value, option_specs(run))
+    if config is not None:
+        shared = {k: v for k, v in config.values.items() if k in _INSPECT_CONFIG_KEYS}
+        ctx.default_map = {**(ctx.default_map or {}), **shared}
+        stderr.print(f"[dim]config: {config.path}[/]", highlight=False, soft_wrap=True)
+    return value
+
+
 def _output_format(ctx: typer.Context, output_format: OutputFormat, as_json: bool) -> str:
     """--json is --format json; when both are set, the one given on the command line wins."""
     if not as_json or output_format is OutputFormat.json:
@@ -456,6 +474,15 @@ def inspect_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the description as JSON on stdout, nothing else.")
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            callback=_apply_config_to_inspect,
+            is_eager=True,
+            help="TOML file whose loading options (data, params, utils, activation, loss, "
+            "dtype) are the defaults, as for run. Default: the nearest pyproject.toml.",
+        ),
+    ] = None,
 ) -> None:
     """Show the loaded problem (architecture, shapes, statistics) without computing gradients."""
     from .inspection import inspect_problem
