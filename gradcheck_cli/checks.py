@@ -452,6 +452,7 @@ def judge_backend(
     if grads.dB is None:
         hints.append("biases were not returned; only the weights were checked")
     hints.extend(_precision_hints(grads, reference, problem))
+    hints.extend(_resolution_hints(grads, reference, atol))
     result = BackendResult(
         name=backend.name,
         kind=backend.kind,
@@ -487,6 +488,30 @@ def _precision_hints(grads: Gradients, reference: Reference, problem: Problem | 
         f"{dtype} rounding on this problem (measured) is large enough to hide errors up to "
         f"{', '.join(hidden)} of each parameter's largest entry (a nearly converged network "
         f"loses digits to cancellation in Y - T); rerun with --dtype float64 to check them"
+    ]
+
+
+def _resolution_hints(grads: Gradients, reference: Reference, atol: float) -> list[str]:
+    """Say so when a parameter's gradient is too small for finite differences to check."""
+    if reference.fd is None or reference.fd.directional is not None:
+        return []
+    hidden = []
+    for name in grads.by_name():
+        if name not in reference.estimates:
+            continue
+        mask = reference.checked[name] & ~reference.kinks[name]
+        if not mask.any():
+            continue
+        size = float(np.abs(reference.estimates[name][mask]).max())
+        floor = atol + FD_ERROR_FACTOR * float(reference.error[name][mask].max())
+        if size > 0 and floor > HIDDEN_ERROR_HINT * size:
+            hidden.append(f"{name} (largest entry {size:.1e}, errors up to {floor:.1e} unseen)")
+    if not hidden:
+        return []
+    return [
+        "too small for finite differences to check (atol + 3 x the estimate's error is over "
+        f"10% of the gradient): {', '.join(hidden)}; compare the backends directly with "
+        "--fd off and a smaller --atol"
     ]
 
 

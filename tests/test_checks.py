@@ -231,3 +231,14 @@ def test_relu_derivative_convention_at_an_exact_zero_is_not_a_failure(exercise_p
     assert [r.name for r in report.backends if not r.ok] == ["scaled"]
     assert [p.name for p in report.backend("scaled").params if not p.ok] == ["B0"]
     assert not run_checks(problem, [ScaledBackend("W1", 1.01)]).ok
+
+
+def test_gradients_too_small_for_finite_differences_are_reported(exercise_problem):
+    # Weights 1e-4: the gradient of W2 (~1e-11) is far below what central differences
+    # resolve (~eps |loss| / h = 1e-10); a mistake there could not be seen, and the report
+    # must say so instead of passing quietly.
+    p = exercise_problem
+    tiny = make_problem(p.X, p.T, [w * 1e-4 for w in p.weights], [b * 1e-4 for b in p.biases])
+    hints = run_checks(tiny, [create_backend("numpy")]).backend("numpy").hints
+    assert any("too small for finite differences" in h and "W2 (" in h for h in hints), hints
+    assert run_checks(p, [create_backend("numpy")]).backend("numpy").hints == ()
