@@ -502,7 +502,16 @@ def _user_backends(specs: list[str], builtin_names: list[str]) -> list[Backend]:
     """A backend per --user FILE:FUNC; a missing file or function is bad usage (exit 2)."""
     from .backends.user import UserBackend
 
-    backends: list[Backend] = [UserBackend(spec) for spec in specs]
+    users = [UserBackend(spec) for spec in specs]
+    # Files of the same name in different folders (each student's backprop.py) are told
+    # apart by their path; the same file and function twice is still a mistake.
+    files: dict[str, set[Path]] = {}
+    for b in users:
+        files.setdefault(b.name, set()).add(b.spec.path.resolve())
+    for b in users:
+        if len(files[b.name]) > 1:
+            b.name = f"{b.spec.path}:{b.spec.function}"
+    backends: list[Backend] = list(users)
     labels = [b.name for b in backends] + builtin_names
     if len(set(labels)) != len(labels):
         twice = sorted({n for n in labels if labels.count(n) > 1})

@@ -1,0 +1,38 @@
+"""--user rows are named after the file and function; same-named files are told apart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from gradcheck_cli import cli
+
+runner = CliRunner()
+
+CORPUS = Path(__file__).parent / "user_corpus"
+
+
+def test_same_file_name_in_two_folders_runs_both(tmp_path, monkeypatch):
+    # A TA checking each student's backprop.py got "--user given twice: backprop.py:exercise".
+    for student, source in (("alice", "correct.py"), ("bob", "half_mse.py")):
+        (tmp_path / student).mkdir()
+        (tmp_path / student / "backprop.py").write_text((CORPUS / source).read_text())
+    monkeypatch.chdir(tmp_path)
+    users = ["--user", "alice/backprop.py:exercise", "--user", "bob/backprop.py:exercise"]
+    result = runner.invoke(cli.app, ["run", "-b", "numpy", "--json", *users])
+    assert result.exit_code == 1, result.output
+    verdicts = {b["name"]: b["ok"] for b in json.loads(result.stdout)["backends"]}
+    assert verdicts == {
+        "numpy": True,
+        "alice/backprop.py:exercise": True,
+        "bob/backprop.py:exercise": False,  # half-MSE: its own file, not alice's module
+    }
+
+
+def test_the_same_function_twice_is_still_bad_usage():
+    spec = f"{CORPUS / 'correct.py'}:exercise"
+    result = runner.invoke(cli.app, ["run", "-b", "numpy", "--user", spec, "--user", spec])
+    assert result.exit_code == 2
+    assert "--user given twice: correct.py:exercise" in result.stderr
