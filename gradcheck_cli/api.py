@@ -88,6 +88,8 @@ def check(
         problem = _problem(data, params, utils, options)
     elif data is not None or params is not None or utils is not None:
         raise InputError("give either problem= or data/params/utils, not both")
+    if isinstance(backends, str):  # backends="numpy" would otherwise be read letter by letter
+        backends = [backends]
     names = list(backends) if backends is not None else backend_names()
     chosen = [create_backend(n) for n in names] + _user_backends(functions)
     return run_checks(problem, chosen, CheckOptions(rtol=rtol, atol=atol, fd_mode=fd))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+import gradcheck_cli
 from gradcheck_cli import cli
 
 runner = CliRunner()
@@ -36,3 +37,10 @@ def test_the_same_function_twice_is_still_bad_usage():
     result = runner.invoke(cli.app, ["run", "-b", "numpy", "--user", spec, "--user", spec])
     assert result.exit_code == 2
     assert "--user given twice: correct.py:exercise" in result.stderr
+
+
+def test_check_accepts_one_backend_name_as_a_string():
+    # check(fn, backends="numpy") said "unknown backend 'n'" (the string read letter by letter).
+    report = gradcheck_cli.check(f"{CORPUS / 'correct.py'}:exercise", backends="numpy")
+    assert [b.name for b in report.backends] == ["numpy", "correct.py:exercise"]
+    assert report.ok
