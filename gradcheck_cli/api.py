@@ -68,7 +68,7 @@ def check(
     dtype: str = "float64",
     negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
     backends: Sequence[str] | None = None,
-    fd: str = "full",
+    fd: str = "auto",  # as on the command line: full up to a threshold, then sampled
     rtol: float | None = None,
     atol: float | None = None,
 ) -> Report:

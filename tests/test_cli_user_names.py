@@ -1,14 +1,16 @@
-"""--user rows are named after the file and function; same-named files are told apart."""
+"""--user rows and the check() API: names of user functions and backends, the FD default."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 from typer.testing import CliRunner
 
 import gradcheck_cli
 from gradcheck_cli import cli
+from gradcheck_cli.finite_diff import FULL_MODE_MAX_PARAMETERS
 
 runner = CliRunner()
 
@@ -43,4 +45,18 @@ def test_check_accepts_one_backend_name_as_a_string():
     # check(fn, backends="numpy") said "unknown backend 'n'" (the string read letter by letter).
     report = gradcheck_cli.check(f"{CORPUS / 'correct.py'}:exercise", backends="numpy")
     assert [b.name for b in report.backends] == ["numpy", "correct.py:exercise"]
+    assert report.ok
+
+
+def test_check_samples_finite_differences_on_a_large_network_like_the_cli():
+    # check() defaulted to fd="full", so a notebook on a big model ran every entry while
+    # `gradcheck run` (fd auto) sampled.
+    rng = np.random.default_rng(0)
+    X, T = rng.normal(size=(4, 300)), rng.normal(size=(4, 1))
+    W = [rng.normal(size=(300, 200)) / 17, rng.normal(size=(200, 1)) / 14]
+    B = [np.zeros(200), np.zeros(1)]
+    report = gradcheck_cli.check(data=(X, T), params=(W, B), backends=["numpy"])
+    assert report.problem.parameter_count > FULL_MODE_MAX_PARAMETERS
+    assert report.finite_difference is not None
+    assert report.finite_difference.mode == "sample"
     assert report.ok
