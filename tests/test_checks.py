@@ -242,3 +242,20 @@ def test_gradients_too_small_for_finite_differences_are_reported(exercise_proble
     hints = run_checks(tiny, [create_backend("numpy")]).backend("numpy").hints
     assert any("too small for finite differences" in h and "W2 (" in h for h in hints), hints
     assert run_checks(p, [create_backend("numpy")]).backend("numpy").hints == ()
+
+
+def test_default_atol_scales_with_each_parameter_vanishing_gradients():
+    # A 10-layer sigmoid network in float32: W0's gradient is ~1e-6 of the last layers'.
+    # With one atol of 1e-5 x the largest entry overall, W0 doubled passed; each parameter's
+    # default atol now scales with its own largest entry.
+    from tests.conftest import random_problem
+
+    problem = random_problem(
+        [5] + [8] * 9 + [1], samples=16, seed=6, activation="sigmoid", dtype="float32"
+    )
+    report = run_checks(problem, [*builtins(), ScaledBackend("W0", 2.0)])
+    assert [r.name for r in report.backends if not r.ok] == ["scaled"]
+    assert [p.name for p in report.backend("scaled").params if not p.ok] == ["W0"]
+    # An explicit --atol stays absolute, for every parameter.
+    loose = run_checks(problem, [ScaledBackend("W0", 2.0)], CheckOptions(atol=1e-3))
+    assert loose.ok
