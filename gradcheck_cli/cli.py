@@ -334,7 +334,7 @@ def run(
         float | None,
         typer.Option(
             help="Absolute tolerance. Default: 1e-8 x max|ref| for float64, 1e-5 x max|ref| for "
-            "float32 (scaled by the gradient's largest entry); a value given here is absolute."
+            "float32 (scaled by each parameter's largest entry); a value given here is absolute."
         ),
     ] = None,
     as_json: Annotated[
