@@ -133,9 +133,15 @@ def make_problem(
         if w.ndim != 2:
             raise InputError(f"{source}: W{i} has shape {w.shape}; expected 2-D (in, out)")
         if w.shape[0] != features:
+            # The usual cause: a PyTorch Linear.weight, which is (out, in), saved as is.
+            transposed = (
+                f" (W{i} looks transposed: nn.Linear.weight is (out, in); save its .T)"
+                if w.shape[1] == features
+                else ""
+            )
             raise InputError(
                 f"{source}: W{i} is {w.shape} but {feeds} {features} features; "
-                f"expected ({features}, ...)"
+                f"expected ({features}, ...){transposed}"
             )
         if b.ndim != 1 or b.shape[0] != w.shape[1]:
             raise InputError(

@@ -138,3 +138,29 @@ def test_binary_file_as_utils_has_no_line_none(tmp_path):
     # The wording of the null-byte SyntaxError differs between Python versions.
     assert message.startswith(f"error: utils file {path}: ") and "null bytes" in message
     assert message.endswith("(not valid Python)") and "None" not in message
+
+
+def test_weights_saved_in_pytorch_layout_are_called_transposed(tmp_path):
+    # net[0].weight.numpy() is (out, in); the message only said "expected (4, ...)".
+    problem = load_problem()
+    path = tmp_path / "torch_layout.npz"
+    arrays = {"X": problem.X, "T": problem.T}
+    arrays |= {f"W{i}": w.T for i, w in enumerate(problem.weights)}
+    arrays |= {f"B{i}": b for i, b in enumerate(problem.biases)}
+    np.savez(path, **arrays)
+    result = runner.invoke(cli.app, ["run", "--data", str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == (
+        f"error: {path}: W0 is (6, 4) but X has 4 features; expected (4, ...) "
+        "(W0 looks transposed: nn.Linear.weight is (out, in); save its .T)"
+    )
+
+
+def test_a_plain_shape_mismatch_does_not_claim_a_transpose(tmp_path):
+    problem = load_problem()
+    path = tmp_path / "wrong.npz"
+    arrays = {"X": problem.X, "T": problem.T, "W0": np.ones((5, 6)), "B0": np.zeros(6)}
+    np.savez(path, **arrays)
+    result = runner.invoke(cli.app, ["run", "--data", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.strip().endswith("expected (4, ...)")
