@@ -12,6 +12,8 @@ from gradcheck_cli import cli
 
 runner = CliRunner()
 
+CORPUS = Path(__file__).parent / "user_corpus"
+
 # Correct weights, but the bias gradients are not summed over the batch: shape (N, out).
 UNSUMMED_BIAS = """
 def back_propagation(W, B, A, Y, T):
@@ -78,3 +80,22 @@ def test_junit_and_summary_on_the_same_file_is_bad_usage(tmp_path):
     assert result.exit_code == 2, result.output
     assert result.stderr.strip() == f"error: {path}: --junit and --summary must be different files"
     assert not path.exists()
+
+
+def test_directional_junit_does_not_pass_parameters_it_did_not_check(tmp_path):
+    # Directional mode localises one entry; the other parameters of a half-MSE backend (all
+    # wrong by 0.5) used to be passing testcases.
+    junit = tmp_path / "junit.xml"
+    user = f"{CORPUS / 'half_mse.py'}:general"
+    args = ["run", "-b", "numpy", "--user", user, "--fd", "directional", "--junit", str(junit)]
+    result = runner.invoke(cli.app, args)
+    assert result.exit_code == 1, result.output
+    cases = {
+        (case.get("classname"), case.get("name")): [child.tag for child in case]
+        for case in ET.parse(junit).getroot().iter("testcase")
+    }
+    params = ["W0", "W1", "W2", "W3", "B0", "B1", "B2", "B3"]
+    wrong = [cases[("gradcheck.half_mse.py:general", p)] for p in params]
+    assert all(tags in (["failure"], ["skipped"]) for tags in wrong), wrong
+    assert ["failure"] in wrong
+    assert cases[("gradcheck.reference", "finite differences")] == ["failure"]
