@@ -1,4 +1,4 @@
-"""A user function that returns wrongly shaped gradients did not raise: no report may say so."""
+"""Reports of failing runs (table, annotations, summary, JUnit) say exactly what happened."""
 
 from __future__ import annotations
 
