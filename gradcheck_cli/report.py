@@ -122,9 +122,11 @@ def parameter_table(report: Report) -> Table:
     kink_counts = fd.kink_counts if fd is not None and fd.kinks and fd.kink_counts else None
     if kink_counts is not None:
         table.add_column("FD kinks", justify="right")
+    arrays = dict(zip(report.problem.parameter_names, report.problem.parameters))
     for name in report.problem.parameter_names:
         ref = report.reference.get(name)
-        shape = "×".join(str(s) for s in ref.shape) if ref is not None else ""
+        # From the problem: a directional reference has no per-entry estimates.
+        shape = "×".join(str(s) for s in arrays[name].shape)
         cells: list[Text | str] = [
             name,
             shape,

@@ -99,3 +99,16 @@ def test_directional_junit_does_not_pass_parameters_it_did_not_check(tmp_path):
     assert all(tags in (["failure"], ["skipped"]) for tags in wrong), wrong
     assert ["failure"] in wrong
     assert cases[("gradcheck.reference", "finite differences")] == ["failure"]
+
+
+def test_directional_parameter_tables_show_the_shapes(tmp_path):
+    # The shape column was empty with --fd directional (no per-entry reference to take it from).
+    summary = tmp_path / "summary.md"
+    args = ["run", "-b", "numpy", "--fd", "directional", "--summary", str(summary)]
+    result = runner.invoke(cli.app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.stdout.splitlines()]
+    table = {row[0]: row[1] for row in rows if row and row[0] in ("W0", "W3", "B0")}
+    assert table == {"W0": "4×6", "W3": "6×1", "B0": "6"}
+    text = summary.read_text()
+    assert "| W0 | 4×6 |" in text and "| B3 | 1 |" in text
