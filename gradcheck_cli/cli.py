@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .backends import BUILTIN_BACKENDS, TORCH_BACKENDS, create_backend
@@ -76,7 +77,8 @@ class State:
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print one error line on stderr and exit."""
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # Escaped: "[tool.gradcheck]" or a path like "runs[red]/" is text, not rich markup.
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -215,7 +217,9 @@ def _load(
             negative_slope=negative_slope,
         )
     for w in caught:
-        stderr.print(f"[yellow]warning:[/] {w.message}", highlight=False, soft_wrap=True)
+        stderr.print(
+            f"[yellow]warning:[/] {escape(str(w.message))}", highlight=False, soft_wrap=True
+        )
     return problem
 
 
@@ -235,7 +239,7 @@ def _apply_config(ctx: typer.Context, value: Path | None) -> Path | None:
         # Values in default_map are parsed like typed-in ones, and their source is reported
         # as DEFAULT_MAP, so an option given on the command line always wins.
         ctx.default_map = {**(ctx.default_map or {}), **config.values}
-        stderr.print(f"[dim]config: {config.path}[/]", highlight=False, soft_wrap=True)
+        stderr.print(f"[dim]config: {escape(str(config.path))}[/]", highlight=False, soft_wrap=True)
     return value
 
 
@@ -253,7 +257,7 @@ def _apply_config_to_inspect(ctx: typer.Context, value: Path | None) -> Path | N
     if config is not None:
         shared = {k: v for k, v in config.values.items() if k in _INSPECT_CONFIG_KEYS}
         ctx.default_map = {**(ctx.default_map or {}), **shared}
-        stderr.print(f"[dim]config: {config.path}[/]", highlight=False, soft_wrap=True)
+        stderr.print(f"[dim]config: {escape(str(config.path))}[/]", highlight=False, soft_wrap=True)
     return value
 
 

@@ -112,3 +112,18 @@ def test_directional_parameter_tables_show_the_shapes(tmp_path):
     assert table == {"W0": "4×6", "W3": "6×1", "B0": "6"}
     text = summary.read_text()
     assert "| W0 | 4×6 |" in text and "| B3 | 1 |" in text
+
+
+def test_error_messages_are_not_read_as_rich_markup(tmp_path):
+    # "[tool.gradcheck] must be a table" printed as " must be a table", and a folder named
+    # "runs[red]" vanished from a path (and turned the rest of the line red).
+    config = tmp_path / "gradcheck.toml"
+    config.write_text("[tool]\ngradcheck = 3\n")
+    result = runner.invoke(cli.app, ["run", "--config", str(config)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: {config}: [tool.gradcheck] must be a table"
+    folder = tmp_path / "runs[red]"
+    folder.mkdir()
+    result = runner.invoke(cli.app, ["run", "--data", str(folder / "d.npz")])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: data file {folder / 'd.npz'}: no such file"
