@@ -227,6 +227,9 @@ def load_config(
     if path is None:
         return None
     table = read_table(path)
+    if table is None and explicit is not None:
+        # Asked for by name: running on the defaults instead would hide the mistake.
+        raise InputError(f"{path}: has no [tool.gradcheck] table")
     if table is None:
         return None
     return Config(path=path, values=resolve_config(table, specs, path.resolve()))
