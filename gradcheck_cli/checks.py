@@ -48,6 +48,10 @@ KINK_FLIP_FACTOR = 2.0
 # entry, a float32 check cannot see mistakes of that size there (nearly converged
 # networks: 1e-6 residuals give 10-100%); the backend gets a hint saying so.
 HIDDEN_ERROR_HINT = 0.1
+# Where a check could miss a mistake of half a parameter's largest entry (a missing factor
+# 2 of the square, a half-MSE), it has not verified that parameter: the run is
+# inconclusive and fails (exit 1) instead of claiming agreement.
+UNRESOLVED_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -192,6 +196,9 @@ class Report:
     reference: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
     rtol: float = 0.0
     atol: float = 0.0
+    # Parameters the check cannot verify: name -> {"cause": why, "hidden": the size of a
+    # mistake that could go unseen, as a fraction of the parameter's largest entry (>= 0.5)}.
+    unresolved: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report (schema in DESIGN.md / README)."""
@@ -204,8 +211,24 @@ class Report:
             "finite_difference": fd.to_dict() if fd is not None else {"mode": "off"},
             "reference": self.reference_name,
             "tolerances": {"rtol": self.rtol, "atol": self.atol},
+            "unresolved": dict(self.unresolved),
             "timings": self.timings,
         }
+
+    def unresolved_text(self) -> str:
+        """Why the run could not verify some parameters, and what to do about it."""
+        by_cause: dict[str, list[str]] = {}
+        for name, info in self.unresolved.items():
+            by_cause.setdefault(info["cause"], []).append(name)
+        parts = []
+        for cause, names in by_cause.items():
+            hidden = min(self.unresolved[n]["hidden"] for n in names)
+            fix = "--dtype float64" if "rounding" in cause else "a larger --fd-step or --fd off"
+            parts.append(
+                f"{cause} could hide mistakes of {hidden:.0%} or more of the largest entry in "
+                f"{', '.join(names)} (rerun with {fix})"
+            )
+        return "cannot verify every parameter: " + "; ".join(parts)
 
     def backend(self, name: str) -> BackendResult:
         """The result of the backend called `name`."""
@@ -456,8 +479,9 @@ def judge_backend(
         )
     if grads.dB is None:
         hints.append("biases were not returned; only the weights were checked")
-    hints.extend(_precision_hints(grads, reference, problem))
-    hints.extend(_resolution_hints(grads, reference, atol, param_atol))
+    resolution = resolutions(reference, atol, param_atol)
+    hints.extend(_precision_hints(grads, resolution, problem))
+    hints.extend(_resolution_hints(grads, resolution))
     result = BackendResult(
         name=backend.name,
         kind=backend.kind,
@@ -474,18 +498,53 @@ def judge_backend(
     return result, failed
 
 
-def _precision_hints(grads: Gradients, reference: Reference, problem: Problem | None) -> list[str]:
+@dataclass(frozen=True)
+class Resolution:
+    """How large a mistake in one parameter the check could miss, as fractions of the
+    parameter's largest reference entry: through the dtype's rounding noise allowance, and
+    through finite differences' own floor (atol + 3 x the estimate's error)."""
+
+    size: float
+    noise: float
+    fd_floor: float
+
+    @property
+    def worst(self) -> float:
+        """The larger of the two fractions."""
+        return max(self.noise, self.fd_floor)
+
+
+def resolutions(
+    reference: Reference, atol: float, param_atol: dict[str, float]
+) -> dict[str, Resolution]:
+    """The Resolution of every parameter that has per-entry reference values."""
+    out = {}
+    directional = reference.fd is not None and reference.fd.directional is not None
+    for name, ref in reference.estimates.items():
+        mask = reference.checked[name] & ~reference.kinks[name] & np.isfinite(ref)
+        if directional or not mask.any():
+            continue
+        size = float(np.abs(ref[mask]).max())
+        if size == 0:
+            continue
+        noise = NOISE_FACTOR * reference.noise.params.get(name, 0.0) if reference.noise else 0.0
+        fd_floor = 0.0
+        if reference.fd is not None:
+            error = float(reference.error[name][mask].max())
+            fd_floor = param_atol.get(name, atol) + FD_ERROR_FACTOR * error
+        out[name] = Resolution(size, noise / size, fd_floor / size)
+    return out
+
+
+def _precision_hints(
+    grads: Gradients, resolution: dict[str, Resolution], problem: Problem | None
+) -> list[str]:
     """Say so when the dtype's measured rounding noise is large enough to hide a mistake."""
-    if reference.noise is None:
-        return []
-    hidden = []
-    for name, g in grads.by_name().items():
-        ref = reference.estimates.get(name)
-        values = ref[np.isfinite(ref)] if ref is not None else np.asarray(g, np.float64)
-        size = float(np.abs(values).max()) if values.size else 0.0
-        allowance = NOISE_FACTOR * reference.noise.params.get(name, 0.0)
-        if size > 0 and allowance > HIDDEN_ERROR_HINT * size:
-            hidden.append(f"{name} {allowance / size:.0%}")
+    hidden = [
+        f"{name} {resolution[name].noise:.0%}"
+        for name in grads.by_name()
+        if name in resolution and resolution[name].noise > HIDDEN_ERROR_HINT
+    ]
     if not hidden:
         return []
     dtype = problem.dtype if problem is not None else "low-precision"
@@ -496,24 +555,13 @@ def _precision_hints(grads: Gradients, reference: Reference, problem: Problem | 
     ]
 
 
-def _resolution_hints(
-    grads: Gradients, reference: Reference, atol: float, param_atol: dict[str, float]
-) -> list[str]:
+def _resolution_hints(grads: Gradients, resolution: dict[str, Resolution]) -> list[str]:
     """Say so when a parameter's gradient is too small for finite differences to check."""
-    if reference.fd is None or reference.fd.directional is not None:
-        return []
-    hidden = []
-    for name in grads.by_name():
-        if name not in reference.estimates:
-            continue
-        mask = reference.checked[name] & ~reference.kinks[name]
-        if not mask.any():
-            continue
-        size = float(np.abs(reference.estimates[name][mask]).max())
-        error = float(reference.error[name][mask].max())
-        floor = param_atol.get(name, atol) + FD_ERROR_FACTOR * error
-        if size > 0 and floor > HIDDEN_ERROR_HINT * size:
-            hidden.append(f"{name} (largest entry {size:.1e}, errors up to {floor:.1e} unseen)")
+    hidden = [
+        f"{name} (largest entry {r.size:.1e}, errors up to {r.fd_floor * r.size:.1e} unseen)"
+        for name, r in ((n, resolution.get(n)) for n in grads.by_name())
+        if r is not None and r.fd_floor > HIDDEN_ERROR_HINT
+    ]
     if not hidden:
         return []
     return [
@@ -741,8 +789,17 @@ def run_checks(
             kink_counts={n: int(m.sum()) for n, m in fd.kinks.items() if m.any()},
             max_error_estimate=fd.max_error,
         )
+    unresolved = {
+        name: {
+            "cause": f"{problem.dtype} rounding" if r.noise >= r.fd_floor else "finite differences",
+            "hidden": r.worst,
+        }
+        for name, r in resolutions(reference, atol, param_atol).items()
+        if r.worst >= UNRESOLVED_FRACTION
+    }
     return Report(
-        ok=all(r.ok for r in results),
+        ok=all(r.ok for r in results) and not unresolved,
+        unresolved=unresolved,
         problem=problem,
         backends=tuple(results),
         agreement=pairwise_agreement(gradients, atol),

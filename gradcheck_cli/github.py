@@ -61,7 +61,7 @@ def annotation_lines(report: Report) -> list[str]:
             for hint in result.hints:
                 lines.append(workflow_command("warning", hint, title=f"gradcheck: {result.name}"))
     fd_message = fd_failure(report)
-    if fd_message is not None and not lines:
+    if fd_message is not None and not any(line.startswith("::error") for line in lines):
         lines.append(workflow_command("error", fd_message, title="gradcheck: finite differences"))
     lines.append(workflow_command("notice", verdict(report), title="gradcheck"))
     return lines
@@ -74,6 +74,8 @@ def verdict(report: Report) -> str:
     problem = report.problem.describe()
     if failed:
         return f"{len(failed)} of {n} backends failed: {', '.join(failed)} ({problem})"
+    if report.unresolved:
+        return f"inconclusive: {report.unresolved_text()} ({problem})"
     return f"all {n} backends agree with {report.reference_name} ({problem})"
 
 

@@ -55,8 +55,11 @@ def backend_failure(result: BackendResult) -> str:
 
 
 def fd_failure(report: Report) -> str | None:
-    """The finite-difference summary as a failure message, or None when it passed."""
+    """The reference's failure message (disagreeing entries, or parameters it cannot
+    verify), or None when it passed."""
     fd = report.finite_difference
+    if (fd is None or fd.ok) and report.unresolved:
+        return f"inconclusive: {report.unresolved_text()}"
     if fd is None or fd.ok:
         return None
     return (
@@ -144,7 +147,9 @@ def to_junit(report: Report, *, timestamp: datetime | None = None) -> str:
     fd_case = _case(suite, f"{SUITE_NAME}.reference", "finite differences", fd_seconds)
     fd = report.finite_difference
     message = fd_failure(report)
-    if fd is None:
+    if report.unresolved and message is not None and (fd is None or fd.ok):
+        _mark(fd_case, "failure", message, "Inconclusive")
+    elif fd is None:
         _mark(fd_case, "skipped", f"--fd off: compared with the {report.reference_name}", "skipped")
     elif message is not None:
         body = (

@@ -190,8 +190,11 @@ def summary_line(report: Report) -> Text:
         checked = f"{fd.checked} {fd.unit} checked"
         order = ", order 4" if fd.order == 4 else ""
         ref += f" ({checked}{kinks}{order}, max rel err {_num(fd.max_rel_err)})"
+    if not failed and report.unresolved:
+        return Text(f"✗ inconclusive: {report.unresolved_text()}", style="bold red")
     if not failed:
-        return Text(f"✓ all {n} backends agree with {ref}{cross}", style="bold green")
+        who = f"all {n} backends agree" if n > 1 else f"{report.backends[0].name} agrees"
+        return Text(f"✓ {who} with {ref}{cross}", style="bold green")
     return Text(
         f"✗ {len(failed)} of {n} backends failed: {', '.join(failed)} (reference: {ref})",
         style="bold red",

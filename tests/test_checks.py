@@ -258,4 +258,51 @@ def test_default_atol_scales_with_each_parameter_vanishing_gradients():
     assert [p.name for p in report.backend("scaled").params if not p.ok] == ["W0"]
     # An explicit --atol stays absolute, for every parameter.
     loose = run_checks(problem, [ScaledBackend("W0", 2.0)], CheckOptions(atol=1e-3))
-    assert loose.ok
+    assert loose.backend("scaled").ok
+    # ...and then W0 cannot be verified at all: the run says so and fails as inconclusive.
+    assert not loose.ok and "W0" in loose.unresolved
+
+
+def _near_convergence(problem, distance):
+    """The same network with targets `distance` from its output: a tiny residual Y - T."""
+    A = problem.X
+    for i, (w, b) in enumerate(zip(problem.weights, problem.biases)):
+        A = A @ w + b
+        if i < problem.depth - 1:
+            A = np.maximum(A, 0.0)
+    T = A + distance * np.random.default_rng(1).standard_normal(A.shape)
+    return make_problem(problem.X, T, problem.weights, problem.biases, dtype=problem.dtype)
+
+
+def test_a_reference_that_cannot_see_a_factor_2_is_inconclusive_not_a_pass(exercise_problem):
+    # float32 with residuals of 1e-7: rounding alone is off by more than the gradient, so a
+    # half-MSE gradient would pass. The run must fail as inconclusive and say why.
+    problem = _near_convergence(exercise_problem.with_dtype("float32"), 1e-7)
+    report = run_checks(problem, [create_backend("numpy"), ScaledBackend("W1", 0.5)])
+    assert not report.ok
+    assert report.unresolved
+    assert all(info["cause"] == "float32 rounding" for info in report.unresolved.values())
+    assert all(info["hidden"] >= 0.5 for info in report.unresolved.values())
+    assert "rerun with --dtype float64" in report.unresolved_text()
+    assert report.to_dict()["unresolved"] == report.unresolved
+    # The same problem in float64 is fully checked, and the mistake is caught.
+    exact = run_checks(
+        problem.with_dtype("float64"), [create_backend("numpy"), ScaledBackend("W1", 0.5)]
+    )
+    assert exact.unresolved == {}
+    assert exact.backend("numpy").ok and not exact.backend("scaled").ok
+
+
+def test_a_step_too_small_for_the_reference_is_inconclusive(exercise_problem):
+    # h = 1e-15: the finite-difference estimate is rounding noise, larger than the gradient.
+    report = run_checks(
+        exercise_problem, [ScaledBackend("W1", 0.5)], CheckOptions(fd_mode="full", fd_step=1e-15)
+    )
+    assert not report.ok
+    assert {info["cause"] for info in report.unresolved.values()} == {"finite differences"}
+    assert "rerun with a larger --fd-step" in report.unresolved_text()
+
+
+def test_a_fully_resolved_run_has_no_unresolved_parameters(exercise_problem):
+    report = run_checks(exercise_problem, builtins())
+    assert report.ok and report.unresolved == {}

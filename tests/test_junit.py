@@ -195,3 +195,20 @@ def test_a_wrong_user_function_fails_all_its_testcases_with_the_hint(exercise_pr
     errors = [line for line in annotation_lines(report) if line.startswith("::error")]
     assert len(errors) == 1
     assert errors[0].count("%0A") == len(exercise_problem.parameter_names) - 1
+
+
+def test_an_inconclusive_run_fails_the_reference_testcase(exercise_problem):
+    from gradcheck_cli.github import annotation_lines, verdict
+    from tests.test_checks import _near_convergence
+
+    problem = _near_convergence(exercise_problem.with_dtype("float32"), 1e-7)
+    report = run_checks(problem, [create_backend("numpy")])
+    assert report.backend("numpy").ok and not report.ok
+    _, suite = parse(to_junit(report))
+    failures = [c for c in suite.iter("testcase") if c.find("failure") is not None]
+    assert [c.get("name") for c in failures] == ["finite differences"]
+    failure = failures[0].find("failure")
+    assert failure is not None and failure.get("type") == "Inconclusive"
+    assert "cannot verify" in (failure.get("message") or "")
+    assert verdict(report).startswith("inconclusive: cannot verify")
+    assert any(line.startswith("::error") for line in annotation_lines(report))
