@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -27,7 +27,36 @@ from .numpy_mlp import ACTIVATIONS, DEFAULT_NEGATIVE_SLOPE, LOSSES
 if TYPE_CHECKING:
     from .problem import Problem
 
-app = typer.Typer(
+
+class _OneLineErrors(typer.Typer):
+    """The typer app, but a usage error (unknown option, bad choice) is one line on stderr
+    with exit 2, like every other bad input, instead of a boxed panel."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if "standalone_mode" in kwargs:  # a caller that handles errors itself
+            return super().__call__(*args, **kwargs)
+        try:
+            result = super().__call__(*args, standalone_mode=False, **kwargs)
+        except Exception as exc:
+            # typer's (vendored) click usage errors: duck-typed, their module path is private.
+            code = getattr(exc, "exit_code", None)
+            if hasattr(exc, "format_message") and isinstance(code, int):
+                command = getattr(getattr(exc, "ctx", None), "command_path", "gradcheck")
+                message = " ".join(str(exc.format_message()).split())
+                if not message:  # `gradcheck` alone: the help was printed, nothing to add
+                    sys.exit(code)
+                message = message.replace("Value error, ", "")  # pydantic's prefix on choices
+                stderr.print(
+                    f"[bold red]error:[/] {escape(message)} (see '{command} --help')",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                sys.exit(code)
+            raise
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+app = _OneLineErrors(
     name="gradcheck",
     help="Cross-validate neural-network gradients: NumPy backprop, PyTorch autograd, "
     "nn.Sequential and finite differences.",

@@ -133,3 +133,22 @@ def test_entry_point_help_smoke():
     )
     assert proc.returncode == 0
     assert "gradcheck" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "--activation", "Relu"], "Invalid value for '--activation'"),
+        (["run", "--dat", "x.npz"], "No such option: --dat"),
+        (["run", "extra"], "unexpected extra argument"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_2(args, message):
+    # Through the real entry point (CliRunner bypasses the app's __call__).
+    proc = subprocess.run(
+        [sys.executable, "-m", "gradcheck_cli", *args], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
