@@ -17,7 +17,6 @@ from .errors import BackendError, InputError
 from .fd_batched import Progress
 from .fd_directional import DirectionalVerdict
 from .finite_diff import FD_MODES, FiniteDifferences, finite_differences
-from .numpy_mlp import network_loss
 from .precision import RoundingNoise, rounding_noise
 from .problem import Gradients, Problem
 
@@ -370,15 +369,7 @@ def build_reference(
     builtins = [b.name for b in backends if b.kind == "builtin" and b.name in gradients]
     sources = builtins or list(gradients)
     estimates = _consensus(gradients, sources) if sources else {}
-    loss = network_loss(
-        problem.X,
-        problem.T,
-        problem.weights,
-        problem.biases,
-        problem.activation,
-        problem.loss,
-        problem.negative_slope,
-    )
+    loss = problem.float64_loss()
     return Reference(
         name="consensus of " + (", ".join(sources) if sources else "no backend"),
         estimates=estimates,
@@ -650,15 +641,7 @@ def _check_finite_loss(problem: Problem) -> None:
     """A loss that overflows in float64 is bad input: otherwise every backend 'fails' with NaN
     gradients and the report blames them."""
     with np.errstate(all="ignore"):
-        loss = network_loss(
-            problem.X,
-            problem.T,
-            problem.weights,
-            problem.biases,
-            problem.activation,
-            problem.loss,
-            problem.negative_slope,
-        )
+        loss = problem.float64_loss()
     if not np.isfinite(loss):
         raise InputError(
             f"{problem.source}: the loss at these parameters is {loss} in float64 (the forward "

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .numpy_mlp import DEFAULT_NEGATIVE_SLOPE
+from .numpy_mlp import DEFAULT_NEGATIVE_SLOPE, network_loss
 
 DTYPES = ("float64", "float32")
 
@@ -58,6 +58,18 @@ class Problem:
     def parameter_count(self) -> int:
         """Total number of scalar parameters."""
         return int(sum(p.size for p in self.parameters))
+
+    def float64_loss(self) -> float:
+        """The loss at these parameters, computed in float64 by the NumPy forward pass."""
+        return network_loss(
+            self.X,
+            self.T,
+            self.weights,
+            self.biases,
+            self.activation,
+            self.loss,
+            self.negative_slope,
+        )
 
     def describe(self, separator: str = ", ") -> str:
         """One line: architecture, samples, loss, dtype and parameter count."""
