@@ -198,6 +198,8 @@ class Report:
     # Parameters the check cannot verify: name -> {"cause": why, "hidden": the size of a
     # mistake that could go unseen, as a fraction of the parameter's largest entry (>= 0.5)}.
     unresolved: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Said once for the whole run (e.g. where float32 rounding could hide a 10% mistake).
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report (schema in DESIGN.md / README)."""
@@ -211,6 +213,7 @@ class Report:
             "reference": self.reference_name,
             "tolerances": {"rtol": self.rtol, "atol": self.atol},
             "unresolved": dict(self.unresolved),
+            "notes": list(self.notes),
             "timings": self.timings,
         }
 
@@ -470,9 +473,6 @@ def judge_backend(
         )
     if grads.dB is None:
         hints.append("biases were not returned; only the weights were checked")
-    resolution = resolutions(reference, atol, param_atol)
-    hints.extend(_precision_hints(grads, resolution, problem))
-    hints.extend(_resolution_hints(grads, resolution))
     result = BackendResult(
         name=backend.name,
         kind=backend.kind,
@@ -527,18 +527,17 @@ def resolutions(
     return out
 
 
-def _precision_hints(
-    grads: Gradients, resolution: dict[str, Resolution], problem: Problem | None
-) -> list[str]:
+def resolution_notes(resolution: dict[str, Resolution], dtype: str) -> list[str]:
+    """Notes on parameters where the check could miss mistakes of over 10% (the same for
+    every backend, so said once per report)."""
+    return _precision_note(resolution, dtype) + _fd_floor_note(resolution)
+
+
+def _precision_note(resolution: dict[str, Resolution], dtype: str) -> list[str]:
     """Say so when the dtype's measured rounding noise is large enough to hide a mistake."""
-    hidden = [
-        f"{name} {resolution[name].noise:.0%}"
-        for name in grads.by_name()
-        if name in resolution and resolution[name].noise > HIDDEN_ERROR_HINT
-    ]
+    hidden = [f"{n} {r.noise:.0%}" for n, r in resolution.items() if r.noise > HIDDEN_ERROR_HINT]
     if not hidden:
         return []
-    dtype = problem.dtype if problem is not None else "low-precision"
     return [
         f"{dtype} rounding on this problem (measured) is large enough to hide errors up to "
         f"{', '.join(hidden)} of each parameter's largest entry (a nearly converged network "
@@ -546,12 +545,12 @@ def _precision_hints(
     ]
 
 
-def _resolution_hints(grads: Gradients, resolution: dict[str, Resolution]) -> list[str]:
+def _fd_floor_note(resolution: dict[str, Resolution]) -> list[str]:
     """Say so when a parameter's gradient is too small for finite differences to check."""
     hidden = [
         f"{name} (largest entry {r.size:.1e}, errors up to {r.fd_floor * r.size:.1e} unseen)"
-        for name, r in ((n, resolution.get(n)) for n in grads.by_name())
-        if r is not None and r.fd_floor > HIDDEN_ERROR_HINT
+        for name, r in resolution.items()
+        if r.fd_floor > HIDDEN_ERROR_HINT
     ]
     if not hidden:
         return []
@@ -772,17 +771,19 @@ def run_checks(
             kink_counts={n: int(m.sum()) for n, m in fd.kinks.items() if m.any()},
             max_error_estimate=fd.max_error,
         )
+    resolution = resolutions(reference, atol, param_atol)
     unresolved = {
         name: {
             "cause": f"{problem.dtype} rounding" if r.noise >= r.fd_floor else "finite differences",
             "hidden": r.worst,
         }
-        for name, r in resolutions(reference, atol, param_atol).items()
+        for name, r in resolution.items()
         if r.worst >= UNRESOLVED_FRACTION
     }
     return Report(
         ok=all(r.ok for r in results) and not unresolved,
         unresolved=unresolved,
+        notes=tuple(resolution_notes(resolution, problem.dtype)),
         problem=problem,
         backends=tuple(results),
         agreement=pairwise_agreement(gradients, atol),

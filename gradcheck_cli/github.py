@@ -60,6 +60,8 @@ def annotation_lines(report: Report) -> list[str]:
         elif result.hints:
             for hint in result.hints:
                 lines.append(workflow_command("warning", hint, title=f"gradcheck: {result.name}"))
+    for note in report.notes:
+        lines.append(workflow_command("warning", note, title="gradcheck"))
     fd_message = fd_failure(report)
     if fd_message is not None and not any(line.startswith("::error") for line in lines):
         lines.append(workflow_command("error", fd_message, title="gradcheck: finite differences"))
@@ -147,6 +149,7 @@ def step_summary(report: Report) -> str:
             out.append(f"| {name} | {shape} | " + " | ".join(cells) + " |")
         out += ["", "</details>"]
     flat = [line for result in report.backends for line in _findings(result, report)]
+    flat += [f"note: {note}" for note in report.notes]
     if flat:
         out += ["", "**Findings**", ""]
         out += [f"- {_md(f)}" for f in flat]

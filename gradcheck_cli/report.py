@@ -174,6 +174,8 @@ def findings(report: Report) -> list[Text]:
                 lines.append(text)
         for hint in result.hints:
             lines.append(Text.assemble((f"• {result.name}: ", "yellow"), hint))
+    for note in report.notes:
+        lines.append(Text.assemble(("• note: ", "yellow"), note))
     return lines
 
 
