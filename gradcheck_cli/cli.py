@@ -447,6 +447,11 @@ def run(
         ]
         backends += _user_backends(user or [], names)
         _check_shown(show or [], problem.parameter_names)
+        if show and output == "json":
+            stderr.print(
+                "[yellow]warning:[/] --show prints tables, so it is left out of --json output",
+                highlight=False,
+            )
         with fd_progress(enabled=output != "json" and stderr.is_terminal) as progress:
             options = CheckOptions(
                 rtol=rtol,

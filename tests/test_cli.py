@@ -152,3 +152,10 @@ def test_usage_errors_are_one_line_with_exit_2(args, message):
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+def test_show_with_json_warns_and_keeps_stdout_json():
+    result = runner.invoke(cli.app, ["run", "--json", "-b", "numpy", "--show", "W1"])
+    assert result.exit_code == 0
+    json.loads(result.stdout)
+    assert "--show prints tables" in result.stderr
