@@ -185,8 +185,11 @@ class DirectionalFD:
         # holds for the per-entry float32 noise allowance: it adds its root-sum-square.
         scale = float(np.linalg.norm(g))
         allowed = atol * np.sqrt(g.size) + rtol * scale + error_factor * float(fd.error[r]) + slack
-        diff = abs(gv - float(fd.estimate[r]))
-        return diff / allowed, diff / max(scale, atol * np.sqrt(g.size))
+        d = float(fd.estimate[r])
+        diff = abs(gv - d)
+        # Relative to the larger of the two sides, as per entry (|g - ref| / max(|g|, |ref|)):
+        # for a localised single entry this is exactly the per-entry relative error.
+        return diff / allowed, diff / max(scale, abs(d), atol * np.sqrt(g.size))
 
     def judge(
         self,

@@ -298,3 +298,20 @@ def test_progress_bar_appears_on_stderr_only_after_the_delay(monkeypatch):
     assert "finite differences" in buffer.getvalue()
     with cli.fd_progress(enabled=False) as update:
         assert update is None
+
+
+def test_directional_localised_entry_reports_the_per_entry_relative_error(exercise_problem):
+    # Halving W3: the localised entry's relative error is |g - ref| / max(|g|, |ref|) = 0.5,
+    # as in full mode (it used to be divided by the backend's own value: 1.0).
+    from gradcheck_cli.backends import create_backend
+    from gradcheck_cli.checks import CheckOptions, run_checks
+    from tests.test_checks import ScaledBackend
+
+    report = run_checks(
+        exercise_problem,
+        [create_backend("numpy"), ScaledBackend("W3", 0.5)],
+        CheckOptions(fd_mode="directional", seed=0),
+    )
+    wrong = [p for p in report.backend("scaled").params if not p.ok]
+    assert [p.name for p in wrong] == ["W3"]
+    assert wrong[0].max_rel_err == pytest.approx(0.5, rel=1e-3)
