@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -25,6 +26,7 @@ from .finite_diff import DEFAULT_DIRECTIONS, DEFAULT_SAMPLES, FULL_MODE_MAX_PARA
 from .numpy_mlp import ACTIVATIONS, DEFAULT_NEGATIVE_SLOPE, LOSSES
 
 if TYPE_CHECKING:
+    from .checks import Report
     from .problem import Problem
 
 
@@ -474,23 +476,31 @@ def run(
             from .github import step_summary
 
             _write_file(summary, step_summary(report), append=True)
+    code = 0 if report.ok else 1
+    try:
+        _print_run(report, output, show or [])
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `gradcheck run | head`: the reader left; the verdict (the exit code) still stands.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    raise typer.Exit(code)
+
+
+def _print_run(report: Report, output: str, show: list[str]) -> None:
+    """The report on stdout: JSON, or the tables (plus annotations for --format github)."""
     if output == "json":
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
-    else:
-        from .report import print_report
+        return
+    from .report import parameter_heatmaps, print_report
 
-        print_report(report, stdout)
-        if show:
-            from .report import parameter_heatmaps
+    print_report(report, stdout)
+    for name in show:
+        stdout.print(parameter_heatmaps(report, name))
+    if output == "github":
+        from .github import annotation_lines
 
-            for name in show:
-                stdout.print(parameter_heatmaps(report, name))
-        if output == "github":
-            from .github import annotation_lines
-
-            # Written raw: rich would wrap long lines, and a wrapped command is not a command.
-            sys.stdout.write("\n".join(annotation_lines(report)) + "\n")
-    raise typer.Exit(0 if report.ok else 1)
+        # Written raw: rich would wrap long lines, and a wrapped command is not a command.
+        sys.stdout.write("\n".join(annotation_lines(report)) + "\n")
 
 
 @app.command("backends")

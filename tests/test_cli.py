@@ -159,3 +159,18 @@ def test_show_with_json_warns_and_keeps_stdout_json():
     assert result.exit_code == 0
     json.loads(result.stdout)
     assert "--show prints tables" in result.stderr
+
+
+def test_a_reader_that_leaves_early_does_not_change_the_exit_code():
+    # `gradcheck run --format github | head -1` in a CI step: the verdict must stay 0.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gradcheck_cli", "run", "-b", "numpy", "--format", "github"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader is gone before the rest is written
+    _, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert b"Traceback" not in err
