@@ -65,20 +65,30 @@ def rounding_noise(problem: Problem) -> RoundingNoise:
             flips = {n: np.abs(other[n] - base[n]) for n in base}
     if problem.dtype == "float64":
         return RoundingNoise({name: 0.0 for name in problem.parameter_names}, 0.0, flips)
-    from .backends.numpy_backprop import NumpyBackprop
-
-    low = NumpyBackprop().gradients(problem)
-    exact = NumpyBackprop().gradients(problem.with_dtype("float64"))
-    low_named, exact_named = low.by_name(), exact.by_name()
     if piecewise:
-        # Noise is measured with float64's activation pattern; the side changes go per entry.
-        low_named = _backprop(problem, problem.dtype, patterns)
+        # Both runs use float64's activation pattern: side changes are the per-entry flips
+        # above, not noise of the whole tensor.
+        low = _backprop(problem, problem.dtype, patterns)
+        exact = _backprop(problem, "float64", patterns)
+    else:
+        from .backends.numpy_backprop import NumpyBackprop
+
+        low = NumpyBackprop().gradients(problem).by_name()
+        exact = NumpyBackprop().gradients(problem.with_dtype("float64")).by_name()
     params = {
-        name: float(np.abs(low_named[name].astype(np.float64) - exact_named[name]).max())
-        for name in exact_named
+        name: float(np.abs(low[name].astype(np.float64) - exact[name]).max()) for name in exact
     }
-    loss = abs(float(low.loss or 0.0) - float(exact.loss or 0.0))
-    return RoundingNoise(params, loss, flips)
+    dtype = np.dtype(problem.dtype)
+    low_loss = numpy_mlp.network_loss(
+        problem.X.astype(dtype),
+        problem.T if problem.T.dtype.kind in "iu" else problem.T.astype(dtype),
+        [w.astype(dtype) for w in problem.weights],
+        [b.astype(dtype) for b in problem.biases],
+        problem.activation,
+        problem.loss,
+        problem.negative_slope,
+    )
+    return RoundingNoise(params, abs(low_loss - problem.float64_loss()), flips)
 
 
 def _backprop(problem: Problem, dtype: str, patterns: list[np.ndarray]) -> dict[str, np.ndarray]:

@@ -77,17 +77,7 @@ def test_a_kink_flip_in_float32_is_per_entry_not_noise_of_the_whole_tensor(exerc
     # The jump itself, per entry: relu'(Z0[2, 0]) goes from 1 to 0, so dW0[:, 0] loses
     # X[2, :] * dL/dA1[2, 0] and dB0[0] loses dL/dA1[2, 0]; the rest moves by ~1e-11 only
     # (A1[2, 0] = 1e-9 becomes 0 in the forward pass).
-    X = torch.tensor(problem.X)
-    W = [torch.tensor(w) for w in problem.weights]
-    B = [torch.tensor(b) for b in problem.biases]
-    A1 = torch.relu(X @ W[0] + B[0]).requires_grad_(True)
-    A = A1
-    for i in range(1, len(W)):
-        A = A @ W[i] + B[i]
-        if i < len(W) - 1:
-            A = torch.relu(A)
-    ((A - torch.tensor(problem.T).reshape(A.shape)) ** 2).mean().backward()
-    dA = float(A1.grad[2, 0])  # type: ignore[index]
+    dA = float(_torch_dloss_dA1(problem)[2, 0])
     expected = np.zeros(problem.weights[0].shape)
     expected[:, 0] = np.abs(problem.X[2] * dA)
     np.testing.assert_allclose(noise.kink_flips["W0"], expected, rtol=1e-4, atol=1e-9)
@@ -98,6 +88,22 @@ def test_a_kink_flip_in_float32_is_per_entry_not_noise_of_the_whole_tensor(exerc
 
 def test_no_kink_flip_without_a_unit_near_a_kink(exercise_problem):
     assert rounding_noise(exercise_problem.with_dtype("float32")).kink_flips == {}
+
+
+def _torch_dloss_dA1(problem) -> np.ndarray:
+    """dLoss/dA1 (the first hidden layer's output) by torch autograd, float64, mse."""
+    X = torch.tensor(problem.X)
+    W = [torch.tensor(w) for w in problem.weights]
+    B = [torch.tensor(b) for b in problem.biases]
+    A1 = torch.relu(X @ W[0] + B[0]).requires_grad_(True)
+    A = A1
+    for i in range(1, len(W)):
+        A = A @ W[i] + B[i]
+        if i < len(W) - 1:
+            A = torch.relu(A)
+    ((A - torch.tensor(problem.T).reshape(A.shape)) ** 2).mean().backward()
+    assert A1.grad is not None
+    return A1.grad.numpy()
 
 
 def zero_row_problem(problem, row: int = 5):
@@ -114,15 +120,7 @@ def test_float64_units_exactly_at_a_kink_get_their_flip_per_entry(exercise_probl
     assert set(noise.params.values()) == {0.0}  # float64: no rounding noise, only the flips
     # relu'(0) is 0 or 1 by convention: dB0[j] moves by dL/dA1[5, j] (torch, float64); dW0
     # does not move, X[5] being 0.
-    X = torch.tensor(problem.X)
-    W = [torch.tensor(w) for w in problem.weights]
-    B = [torch.tensor(b) for b in problem.biases]
-    A1 = torch.relu(X @ W[0] + B[0]).requires_grad_(True)
-    A = A1
-    for i in range(1, len(W)):
-        A = A @ W[i] + B[i]
-        if i < len(W) - 1:
-            A = torch.relu(A)
-    ((A - torch.tensor(problem.T).reshape(A.shape)) ** 2).mean().backward()
-    np.testing.assert_allclose(noise.kink_flips["B0"], np.abs(A1.grad[5].numpy()), rtol=1e-9)
+    np.testing.assert_allclose(
+        noise.kink_flips["B0"], np.abs(_torch_dloss_dA1(problem)[5]), rtol=1e-9
+    )
     assert not noise.kink_flips["W0"].any()
