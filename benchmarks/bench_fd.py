@@ -35,10 +35,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gradcheck_cli.backends.numpy_backprop import NumpyBackprop
-from gradcheck_cli.checks import DEFAULT_TOLERANCES, FD_ERROR_FACTOR, CheckOptions, run_checks
-from gradcheck_cli.finite_diff import FiniteDifferences, finite_differences, one_at_a_time
-from gradcheck_cli.loading import make_problem
+from gradcheck_cli.fd import FiniteDifferences, finite_differences, one_at_a_time
+from gradcheck_cli.inputs.loading import make_problem
 from gradcheck_cli.problem import Gradients, Problem
+from gradcheck_cli.verdict import DEFAULT_TOLERANCES, FD_ERROR_FACTOR, CheckOptions, run_checks
 
 SAMPLES = 64
 CASES = {

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from .api import check
-from .checks import CheckOptions, Report, run_checks
 from .errors import BackendError, GradcheckError, InputError
-from .loading import load_problem, make_problem
+from .inputs import load_problem, make_problem
 from .problem import Gradients, Problem
+from .verdict import CheckOptions, Report, run_checks
 
 __version__ = "0.1.0"
 

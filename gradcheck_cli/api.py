@@ -9,11 +9,12 @@ from typing import Any
 from .backends import backend_names, create_backend
 from .backends.base import Backend
 from .backends.user import UserBackend
-from .checks import CheckOptions, Report, run_checks
 from .errors import InputError
-from .loading import load_problem, make_problem
-from .numpy_mlp import DEFAULT_NEGATIVE_SLOPE
+from .inputs import load_problem, make_problem
+from .nn import DEFAULT_NEGATIVE_SLOPE
+from .outputs.notebook import NotebookReport
 from .problem import Problem
+from .verdict import CheckOptions, Report, run_checks
 
 UserFunction = Callable[..., Any] | str
 
@@ -30,9 +31,15 @@ def _problem(
     if not data_is_arrays and not params_is_arrays:
         return load_problem(data, params, utils=utils, **options)
     if not (data_is_arrays and params_is_arrays):
-        raise InputError("give data=(X, T) and params=(W, B) both as arrays, or both as file paths")
+        raise InputError(
+            "give data=(X, T) and params=(W, B) both as arrays, or both as file paths",
+            arguments=("data", "params"),
+        )
     if len(data) != 2 or len(params) != 2:
-        raise InputError("data must be (X, T) and params must be (W, B), W and B lists of arrays")
+        raise InputError(
+            "data must be (X, T) and params must be (W, B), W and B lists of arrays",
+            arguments=("data", "params"),
+        )
     (X, T), (W, B) = data, params
     return make_problem(X, T, list(W), list(B), **options)
 
@@ -92,4 +99,5 @@ def check(
         backends = [backends]
     names = list(backends) if backends is not None else backend_names()
     chosen = [create_backend(n) for n in names] + _user_backends(functions)
-    return run_checks(problem, chosen, CheckOptions(rtol=rtol, atol=atol, fd_mode=fd))
+    report = run_checks(problem, chosen, CheckOptions(rtol=rtol, atol=atol, fd_mode=fd))
+    return NotebookReport.of(report)

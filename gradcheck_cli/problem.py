@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .numpy_mlp import DEFAULT_NEGATIVE_SLOPE, network_loss
+from .nn import DEFAULT_NEGATIVE_SLOPE, network_loss
 
 DTYPES = ("float64", "float32")
 
@@ -16,7 +16,7 @@ class Problem:
     """An MLP, its data and its loss. Arrays are kept in float64; `dtype` is what backends use.
 
     Layer i maps A[i] (N, in_i) to act(A[i] @ W[i] + B[i]); the last layer has no activation.
-    Build one with `gradcheck_cli.loading.make_problem`, which validates everything.
+    Build one with `gradcheck_cli.inputs.make_problem`, which validates everything.
     """
 
     X: np.ndarray

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from gradcheck_cli.loading import load_problem, make_problem
+from gradcheck_cli.inputs.loading import load_problem, make_problem
 from gradcheck_cli.problem import Problem
 
 

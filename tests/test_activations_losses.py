@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 from gradcheck_cli import cli
 from gradcheck_cli.backends import backend_names, create_backend
-from gradcheck_cli.checks import CheckOptions, run_checks
 from gradcheck_cli.errors import InputError
-from gradcheck_cli.loading import make_problem
-from gradcheck_cli.numpy_mlp import ACTIVATIONS, LOSSES
+from gradcheck_cli.inputs.loading import make_problem
+from gradcheck_cli.nn import ACTIVATIONS, LOSSES
+from gradcheck_cli.verdict import CheckOptions, run_checks
 from tests.conftest import random_problem, torch_reference
 from tests.test_checks import ScaledBackend
 

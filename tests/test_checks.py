@@ -8,10 +8,11 @@ import pytest
 from gradcheck_cli.backends import backend_names, create_backend
 from gradcheck_cli.backends.base import Backend
 from gradcheck_cli.backends.numpy_backprop import NumpyBackprop
-from gradcheck_cli.checks import CheckOptions, run_checks
 from gradcheck_cli.errors import InputError
-from gradcheck_cli.loading import make_problem
+from gradcheck_cli.inputs.loading import make_problem
+from gradcheck_cli.outputs.verdicts import unresolved_text
 from gradcheck_cli.problem import Gradients, Problem
+from gradcheck_cli.verdict import CheckOptions, run_checks
 
 
 class ScaledBackend(Backend):
@@ -286,7 +287,7 @@ def test_a_reference_that_cannot_see_a_factor_2_is_inconclusive_not_a_pass(exerc
     assert report.unresolved
     assert all(info["cause"] == "float32 rounding" for info in report.unresolved.values())
     assert all(info["hidden"] >= 0.5 for info in report.unresolved.values())
-    assert "rerun with --dtype float64" in report.unresolved_text()
+    assert "rerun with --dtype float64" in unresolved_text(report)
     assert report.to_dict()["unresolved"] == report.unresolved
     # The same problem in float64 is fully checked, and the mistake is caught.
     exact = run_checks(
@@ -303,7 +304,7 @@ def test_a_step_too_small_for_the_reference_is_inconclusive(exercise_problem):
     )
     assert not report.ok
     assert {info["cause"] for info in report.unresolved.values()} == {"finite differences"}
-    assert "rerun with a larger --fd-step" in report.unresolved_text()
+    assert "rerun with a larger --fd-step" in unresolved_text(report)
 
 
 def test_a_fully_resolved_run_has_no_unresolved_parameters(exercise_problem):

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 import gradcheck_cli
 from gradcheck_cli import cli
-from gradcheck_cli.finite_diff import FULL_MODE_MAX_PARAMETERS
+from gradcheck_cli.fd import FULL_MODE_MAX_PARAMETERS
 
 runner = CliRunner()
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from gradcheck_cli.diagnose import (
+from gradcheck_cli.problem import Gradients
+from gradcheck_cli.verdict.diagnose import (
     HINT_TOLERANCE_FACTOR,
     Diagnoser,
     averaged_elements,
@@ -20,7 +21,6 @@ from gradcheck_cli.diagnose import (
     relative_residual,
     wrong_entries,
 )
-from gradcheck_cli.problem import Gradients
 from tests.conftest import random_problem, torch_reference
 
 RTOL = 1e-5  # the float64 check tolerance the diagnoser is built with

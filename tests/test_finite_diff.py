@@ -13,18 +13,19 @@ from typer.testing import CliRunner
 from gradcheck_cli import cli
 from gradcheck_cli.backends.base import Backend
 from gradcheck_cli.backends.numpy_backprop import NumpyBackprop
-from gradcheck_cli.checks import CheckOptions, run_checks
-from gradcheck_cli.fd_batched import rounding_error
-from gradcheck_cli.finite_diff import (
+from gradcheck_cli.cli import commands
+from gradcheck_cli.fd import (
     DEFAULT_SAMPLES,
     FULL_MODE_MAX_PARAMETERS,
     central_difference,
     finite_differences,
     one_at_a_time,
     resolve_mode,
+    rounding_error,
 )
-from gradcheck_cli.loading import make_problem
+from gradcheck_cli.inputs.loading import make_problem
 from gradcheck_cli.problem import Gradients, Problem
+from gradcheck_cli.verdict import CheckOptions, run_checks
 from tests.conftest import random_problem, torch_reference
 from tests.test_checks import ScaledBackend
 
@@ -285,18 +286,18 @@ def test_cli_bad_fd_options_exit_2(args, message):
 
 def test_progress_bar_appears_on_stderr_only_after_the_delay(monkeypatch):
     buffer = io.StringIO()
-    monkeypatch.setattr(cli, "stderr", Console(file=buffer, force_terminal=True, width=100))
-    with cli.fd_progress(enabled=True) as update:
+    monkeypatch.setattr(commands, "stderr", Console(file=buffer, force_terminal=True, width=100))
+    with commands.fd_progress(enabled=True) as update:
         assert update is not None
         update(1, 10)  # well within PROGRESS_DELAY_S: no bar yet
     assert buffer.getvalue() == ""
-    monkeypatch.setattr(cli, "PROGRESS_DELAY_S", 0.0)
-    with cli.fd_progress(enabled=True) as update:
+    monkeypatch.setattr(commands, "PROGRESS_DELAY_S", 0.0)
+    with commands.fd_progress(enabled=True) as update:
         assert update is not None
         update(5, 10)
         update(10, 10)
     assert "finite differences" in buffer.getvalue()
-    with cli.fd_progress(enabled=False) as update:
+    with commands.fd_progress(enabled=False) as update:
         assert update is None
 
 
@@ -304,7 +305,7 @@ def test_directional_localised_entry_reports_the_per_entry_relative_error(exerci
     # Halving W3: the localised entry's relative error is |g - ref| / max(|g|, |ref|) = 0.5,
     # as in full mode (it used to be divided by the backend's own value: 1.0).
     from gradcheck_cli.backends import create_backend
-    from gradcheck_cli.checks import CheckOptions, run_checks
+    from gradcheck_cli.verdict import CheckOptions, run_checks
     from tests.test_checks import ScaledBackend
 
     report = run_checks(

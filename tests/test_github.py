@@ -11,14 +11,15 @@ from typer.testing import CliRunner
 
 from gradcheck_cli import cli
 from gradcheck_cli.backends import create_backend
-from gradcheck_cli.checks import run_checks
-from gradcheck_cli.github import (
+from gradcheck_cli.cli import commands
+from gradcheck_cli.outputs.github import (
     annotation_lines,
     escape_data,
     escape_property,
     step_summary,
     workflow_command,
 )
+from gradcheck_cli.verdict import run_checks
 from tests.test_checks import RaisingBackend, ScaledBackend
 
 runner = CliRunner()
@@ -61,7 +62,7 @@ def wrong_numpy(monkeypatch):
     def fake_create(name, **options):
         return ScaledBackend("W2", 0.5) if name == "numpy" else create_backend(name, **options)
 
-    monkeypatch.setattr(cli, "create_backend", fake_create)
+    monkeypatch.setattr(commands, "create_backend", fake_create)
 
 
 def test_format_github_annotates_a_failing_backend(monkeypatch):
@@ -82,7 +83,9 @@ def test_format_github_on_a_passing_run_has_only_a_notice():
     result = runner.invoke(cli.app, ["run", "--format", "github", "-b", "numpy"])
     assert result.exit_code == 0
     lines = [line for line in result.stdout.splitlines() if line.startswith("::")]
-    assert len(lines) == 1 and lines[0].startswith("::notice title=gradcheck::all 1 backends")
+    assert len(lines) == 1 and lines[0].startswith(
+        "::notice title=gradcheck::numpy agrees with finite differences"
+    )
 
 
 def test_raising_backend_annotation_carries_the_traceback(exercise_problem):

@@ -12,9 +12,10 @@ from gradcheck_cli import cli
 from gradcheck_cli.backends import create_backend
 from gradcheck_cli.backends.base import Backend
 from gradcheck_cli.backends.numpy_backprop import NumpyBackprop
-from gradcheck_cli.checks import CheckOptions, run_checks
-from gradcheck_cli.junit import to_junit
+from gradcheck_cli.cli import commands
+from gradcheck_cli.outputs.junit import to_junit
 from gradcheck_cli.problem import Gradients, Problem
+from gradcheck_cli.verdict import CheckOptions, run_checks
 from tests.test_checks import RaisingBackend, ScaledBackend
 
 runner = CliRunner()
@@ -71,7 +72,7 @@ def test_failing_backend_gives_exit_1_and_failures_with_numbers(tmp_path, monkey
     def fake_create(name, **options):
         return ScaledBackend("W2", 0.5) if name == "numpy" else create_backend(name, **options)
 
-    monkeypatch.setattr(cli, "create_backend", fake_create)
+    monkeypatch.setattr(commands, "create_backend", fake_create)
     path = tmp_path / "gradcheck.xml"
     result = runner.invoke(cli.app, ["run", "--junit", str(path)])
     assert result.exit_code == 1
@@ -176,7 +177,7 @@ def test_properties_name_the_problem_and_tolerances(exercise_problem):
 
 def test_a_wrong_user_function_fails_all_its_testcases_with_the_hint(exercise_problem):
     from gradcheck_cli.backends.user import UserBackend
-    from gradcheck_cli.github import annotation_lines
+    from gradcheck_cli.outputs.github import annotation_lines
 
     corpus = Path(__file__).parent / "user_corpus" / "half_mse.py"
     user = UserBackend(f"{corpus}:general")  # forgets the 2 of d(Y-T)^2/dY
@@ -198,7 +199,7 @@ def test_a_wrong_user_function_fails_all_its_testcases_with_the_hint(exercise_pr
 
 
 def test_an_inconclusive_run_fails_the_reference_testcase(exercise_problem):
-    from gradcheck_cli.github import annotation_lines, verdict
+    from gradcheck_cli.outputs.github import annotation_lines, verdict
     from tests.test_checks import _near_convergence
 
     problem = _near_convergence(exercise_problem.with_dtype("float32"), 1e-7)

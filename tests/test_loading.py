@@ -19,10 +19,11 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from gradcheck_cli import cli, loading
+from gradcheck_cli import cli
 from gradcheck_cli.backends import create_backend
 from gradcheck_cli.errors import InputError
-from gradcheck_cli.loading import InputWarning, load_problem
+from gradcheck_cli.inputs import loading
+from gradcheck_cli.inputs.loading import InputWarning, load_problem
 from gradcheck_cli.problem import Problem
 from tests.conftest import torch_reference
 

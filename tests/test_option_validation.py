@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from gradcheck_cli import cli, load_problem, run_checks
 from gradcheck_cli.backends import create_backend
-from gradcheck_cli.checks import CheckOptions, relative_errors
 from gradcheck_cli.errors import InputError
+from gradcheck_cli.verdict import CheckOptions, relative_errors
 
 runner = CliRunner()
 
@@ -45,7 +45,7 @@ def test_bad_numeric_option_exits_2_with_one_line(args, message):
 
 def test_run_checks_refuses_nan_tolerance_from_the_library():
     problem = load_problem()
-    with pytest.raises(InputError, match="--rtol must be a finite number"):
+    with pytest.raises(InputError, match=r"^rtol must be a finite number"):
         run_checks(problem, [create_backend("numpy")], CheckOptions(rtol=float("nan")))
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from gradcheck_cli.loading import make_problem
-from gradcheck_cli.precision import rounding_noise
+from gradcheck_cli.inputs.loading import make_problem
+from gradcheck_cli.verdict.precision import rounding_noise
 
 
 def test_float64_has_no_noise(exercise_problem):

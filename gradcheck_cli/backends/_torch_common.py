@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -12,21 +13,35 @@ from ..errors import InputError
 from ..problem import Problem
 
 TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+V = TypeVar("V")
+
+
+def lookup(table: Mapping[str, V], name: str, kind: str) -> V:
+    """A torch backend's table entry for `name`; an unknown name is an error, never a fallback."""
+    try:
+        return table[name]
+    except KeyError:
+        raise InputError(f"unknown {kind} {name!r}; choose from: {', '.join(table)}") from None
 
 
 def resolve_device(device: str) -> torch.device:
     """A torch device (cpu, cuda or cuda:N), or a clear InputError when it is not available here."""
     if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
-        raise InputError(f"unknown device {device!r}; choose cpu, cuda or cuda:N")
+        raise InputError(
+            f"unknown device {device!r}; choose cpu, cuda or cuda:N", arguments=("device",)
+        )
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise InputError(
-                f"--device {device} was requested but no CUDA GPU is available to torch"
+                f"device {device} was requested but no CUDA GPU is available to torch",
+                arguments=("device",),
             )
         index = int(device.partition(":")[2] or 0)
         if index >= torch.cuda.device_count():
             count = torch.cuda.device_count()
-            raise InputError(f"--device {device}: this machine has {count} CUDA device(s)")
+            raise InputError(
+                f"device {device}: this machine has {count} CUDA device(s)", arguments=("device",)
+            )
     return torch.device(device)
 
 

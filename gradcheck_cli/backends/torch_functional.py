@@ -1,43 +1,33 @@
-"""PyTorch autograd on plain tensors: requires_grad leaves, a functional forward, backward()."""
+"""PyTorch autograd on plain tensors: requires_grad leaves, a functional forward, backward().
+
+Importing this module imports torch (the registry imports it only when it is used).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
 
 from ..problem import Gradients, Problem
+from ._torch_common import lookup, resolve_device, targets, tensor, to_numpy
 from .base import Backend
 
-if TYPE_CHECKING:
-    import torch
-
-
-def _activation(z: torch.Tensor, problem: Problem) -> torch.Tensor:
-    import torch
-    import torch.nn.functional as F
-
-    name = problem.activation
-    if name == "relu":
-        return F.relu(z)
-    if name == "leaky-relu":
-        return F.leaky_relu(z, negative_slope=problem.negative_slope)
-    if name == "tanh":
-        return torch.tanh(z)
-    if name == "sigmoid":
-        return torch.sigmoid(z)
-    return z  # identity
-
-
-def _loss(Y: torch.Tensor, T: torch.Tensor, problem: Problem) -> torch.Tensor:
-    import torch.nn.functional as F
-
-    name = problem.loss
-    if name == "mse":
-        return F.mse_loss(Y, T, reduction="mean")
-    if name == "sse":
-        return F.mse_loss(Y, T, reduction="sum")
-    if name == "cross-entropy":
-        return F.cross_entropy(Y, T)
-    return F.binary_cross_entropy_with_logits(Y, T)  # bce
+# One entry per activation and loss of gradcheck_cli.nn, written with torch.nn.functional.
+ACTIVATIONS: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {
+    "relu": lambda z, s: F.relu(z),
+    "tanh": lambda z, s: torch.tanh(z),
+    "sigmoid": lambda z, s: torch.sigmoid(z),
+    "leaky-relu": lambda z, s: F.leaky_relu(z, negative_slope=s),
+    "identity": lambda z, s: z,
+}
+LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "mse": lambda Y, T: F.mse_loss(Y, T, reduction="mean"),
+    "sse": lambda Y, T: F.mse_loss(Y, T, reduction="sum"),
+    "cross-entropy": lambda Y, T: F.cross_entropy(Y, T),
+    "bce": lambda Y, T: F.binary_cross_entropy_with_logits(Y, T),
+}
 
 
 class TorchFunctional(Backend):
@@ -51,8 +41,8 @@ class TorchFunctional(Backend):
 
     def gradients(self, problem: Problem) -> Gradients:
         """Loss and gradients by autograd in `problem.dtype` on the chosen device."""
-        from ._torch_common import resolve_device, targets, tensor, to_numpy
-
+        act = lookup(ACTIVATIONS, problem.activation, "activation")
+        loss_fn = lookup(LOSSES, problem.loss, "loss")
         device = resolve_device(self.device)
         X = tensor(problem.X, problem, device)
         T = targets(problem, device)
@@ -61,8 +51,8 @@ class TorchFunctional(Backend):
         A = X
         for i, (w, b) in enumerate(zip(W, B)):
             Z = A @ w + b
-            A = _activation(Z, problem) if i < len(W) - 1 else Z
-        loss = _loss(A, T, problem)
+            A = act(Z, problem.negative_slope) if i < len(W) - 1 else Z
+        loss = loss_fn(A, T)
         loss.backward()
         return Gradients(
             loss=float(loss.item()),

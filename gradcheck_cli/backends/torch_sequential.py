@@ -1,40 +1,33 @@
-"""PyTorch nn.Sequential of nn.Linear and activation modules, gradients read from .grad."""
+"""PyTorch nn.Sequential of nn.Linear and activation modules, gradients read from .grad.
+
+Importing this module imports torch (the registry imports it only when it is used).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+
+import torch
+from torch import nn
 
 from ..problem import Gradients, Problem
+from ._torch_common import TORCH_DTYPES, lookup, resolve_device, targets, tensor, to_numpy
 from .base import Backend
 
-if TYPE_CHECKING:
-    from torch import nn
-
-
-def _activation_module(problem: Problem) -> nn.Module:
-    from torch import nn
-
-    modules = {
-        "relu": nn.ReLU,
-        "tanh": nn.Tanh,
-        "sigmoid": nn.Sigmoid,
-        "identity": nn.Identity,
-    }
-    if problem.activation == "leaky-relu":
-        return nn.LeakyReLU(negative_slope=problem.negative_slope)
-    return modules[problem.activation]()
-
-
-def _loss_module(problem: Problem) -> nn.Module:
-    from torch import nn
-
-    if problem.loss == "mse":
-        return nn.MSELoss(reduction="mean")
-    if problem.loss == "sse":
-        return nn.MSELoss(reduction="sum")
-    if problem.loss == "cross-entropy":
-        return nn.CrossEntropyLoss()
-    return nn.BCEWithLogitsLoss()
+# One entry per activation and loss of gradcheck_cli.nn, written with torch.nn modules.
+ACTIVATION_MODULES: dict[str, Callable[[float], nn.Module]] = {
+    "relu": lambda s: nn.ReLU(),
+    "tanh": lambda s: nn.Tanh(),
+    "sigmoid": lambda s: nn.Sigmoid(),
+    "leaky-relu": lambda s: nn.LeakyReLU(negative_slope=s),
+    "identity": lambda s: nn.Identity(),
+}
+LOSS_MODULES: dict[str, Callable[[], nn.Module]] = {
+    "mse": lambda: nn.MSELoss(reduction="mean"),
+    "sse": lambda: nn.MSELoss(reduction="sum"),
+    "cross-entropy": lambda: nn.CrossEntropyLoss(),
+    "bce": lambda: nn.BCEWithLogitsLoss(),
+}
 
 
 class TorchSequential(Backend):
@@ -48,11 +41,8 @@ class TorchSequential(Backend):
 
     def gradients(self, problem: Problem) -> Gradients:
         """Loss and gradients from module parameters' .grad, transposed back to (in, out)."""
-        import torch
-        from torch import nn
-
-        from ._torch_common import TORCH_DTYPES, resolve_device, targets, tensor, to_numpy
-
+        make_activation = lookup(ACTIVATION_MODULES, problem.activation, "activation")
+        make_loss = lookup(LOSS_MODULES, problem.loss, "loss")
         device = resolve_device(self.device)
         dtype = TORCH_DTYPES[problem.dtype]
         modules: list[nn.Module] = []
@@ -65,11 +55,11 @@ class TorchSequential(Backend):
             linears.append(linear)
             modules.append(linear)
             if i < problem.depth - 1:
-                modules.append(_activation_module(problem))
+                modules.append(make_activation(problem.negative_slope))
         net = nn.Sequential(*modules)
         net.zero_grad()
         Y = net(tensor(problem.X, problem, device))
-        loss = _loss_module(problem)(Y, targets(problem, device))
+        loss = make_loss()(Y, targets(problem, device))
         loss.backward()
         dW, dB = [], []
         for linear in linears:

@@ -25,11 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import numpy_mlp
+from .. import nn
 from ..errors import BackendError, InputError
 from ..problem import Gradients, Problem
 from .base import Backend
 
+# How messages name a FILE:FUNC given by the user (the CLI says --user).
+USER_ARGUMENT = "user function"
 EXERCISE_FORM = "exercise"
 GENERAL_FORM = "general"
 # Parameter names (lower-cased) that fix the call form without relying on their count.
@@ -59,10 +61,14 @@ def parse_user_spec(spec: str) -> UserSpec:
     path, sep, function = spec.rpartition(":")
     if not sep or not path or not function:
         raise InputError(
-            f"--user {spec!r}: expected FILE:FUNC, e.g. mybackprop.py:back_propagation"
+            f"user function {spec!r}: expected FILE:FUNC, e.g. mybackprop.py:back_propagation",
+            arguments=(USER_ARGUMENT,),
         )
     if not function.isidentifier():
-        raise InputError(f"--user {spec!r}: {function!r} is not a Python function name")
+        raise InputError(
+            f"user function {spec!r}: {function!r} is not a Python function name",
+            arguments=(USER_ARGUMENT,),
+        )
     return UserSpec(Path(path), function)
 
 
@@ -89,7 +95,10 @@ def _load_module(path: Path) -> tuple[types.ModuleType | None, BaseException | N
     name = f"_gradcheck_user_{abs(hash(str(path.resolve())))}_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise InputError(f"--user {path}: cannot be imported as a Python file")
+        raise InputError(
+            f"user function {path}: cannot be imported as a Python file",
+            arguments=(USER_ARGUMENT,),
+        )
     module = importlib.util.module_from_spec(spec)
     # The user's file may import its neighbours (e.g. the course's utils.py), as when run there.
     folder = str(path.resolve().parent)
@@ -204,9 +213,9 @@ class UserBackend(Backend):
         self.spec = parse_user_spec(spec) if isinstance(spec, str) else spec
         path = self.spec.path
         if not path.exists():
-            raise InputError(f"--user {path}: no such file")
+            raise InputError(f"user function {path}: no such file", arguments=(USER_ARGUMENT,))
         if not path.is_file():
-            raise InputError(f"--user {path}: not a file")
+            raise InputError(f"user function {path}: not a file", arguments=(USER_ARGUMENT,))
         self.name = self.spec.label
         self.description = f"your function {self.spec.function} in {path}"
         module, self.import_error = _load_module(path)
@@ -215,9 +224,15 @@ class UserBackend(Backend):
         if module is not None:
             fn = getattr(module, self.spec.function, None)
             if fn is None:
-                raise InputError(f"--user {path}: no function {self.spec.function!r} in that file")
+                raise InputError(
+                    f"user function {path}: no function {self.spec.function!r} in that file",
+                    arguments=(USER_ARGUMENT,),
+                )
             if not callable(fn):
-                raise InputError(f"--user {self.name}: {self.spec.function!r} is not a function")
+                raise InputError(
+                    f"user function {self.name}: {self.spec.function!r} is not a function",
+                    arguments=(USER_ARGUMENT,),
+                )
             self.function = fn
             self.form = call_form(fn, self.name)
 
@@ -245,7 +260,7 @@ class UserBackend(Backend):
         B = [b.astype(dtype) for b in problem.biases]
         if self.form == GENERAL_FORM:
             return X, T, W, B
-        Zs, As = numpy_mlp.forward(X, W, B, problem.activation, problem.negative_slope)
+        Zs, As = nn.forward(X, W, B, problem.activation, problem.negative_slope)
         # Computed from copies, so the forward pass cannot alias what the user receives.
         return W, B, [a.copy() for a in As], Zs[-1].copy(), T
 

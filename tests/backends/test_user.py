@@ -19,10 +19,10 @@ from gradcheck_cli.backends.user import (
     call_form,
     parse_user_spec,
 )
-from gradcheck_cli.checks import run_checks
 from gradcheck_cli.errors import InputError
-from gradcheck_cli.loading import load_problem
+from gradcheck_cli.inputs.loading import load_problem
 from gradcheck_cli.problem import Problem
+from gradcheck_cli.verdict import run_checks
 from tests.conftest import random_problem
 
 CORPUS = Path(__file__).resolve().parent.parent / "user_corpus"
@@ -283,7 +283,7 @@ def test_file_may_import_its_neighbours(tmp_path, exercise):
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("nofile.py:f", "--user nofile.py: no such file"),
+        ("nofile.py:f", "user function nofile.py: no such file"),
         ("mine.py", "expected FILE:FUNC"),
         ("mine.py:1abc", "is not a Python function name"),
     ],

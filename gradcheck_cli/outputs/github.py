@@ -10,8 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import BackendResult, Report
-from .junit import backend_failure, fd_failure, param_failure
+from ..verdict.result import BackendResult, Report
+from .verdicts import (
+    backend_failure,
+    backend_max,
+    fd_failure,
+    num,
+    param_failure,
+    parameter_rows,
+    shown_backends,
+    verdict,
+)
 
 
 def escape_data(text: str) -> str:
@@ -65,34 +74,18 @@ def annotation_lines(report: Report) -> list[str]:
     fd_message = fd_failure(report)
     if fd_message is not None and not any(line.startswith("::error") for line in lines):
         lines.append(workflow_command("error", fd_message, title="gradcheck: finite differences"))
-    lines.append(workflow_command("notice", verdict(report), title="gradcheck"))
+    lines.append(workflow_command("notice", notice(report), title="gradcheck"))
     return lines
 
 
-def verdict(report: Report) -> str:
-    """The one-line outcome of the run."""
-    failed = [r.name for r in report.backends if not r.ok]
-    n = len(report.backends)
-    problem = report.problem.describe()
-    if failed:
-        return f"{len(failed)} of {n} backends failed: {', '.join(failed)} ({problem})"
-    if report.unresolved:
-        return f"inconclusive: {report.unresolved_text()} ({problem})"
-    return f"all {n} backends agree with {report.reference_name} ({problem})"
+def notice(report: Report) -> str:
+    """The run's outcome and the problem it was about, for the final ::notice."""
+    return f"{verdict(report)} ({report.problem.describe()})"
 
 
 def _md(text: str) -> str:
     """A Markdown table cell: pipes escaped, newlines flattened."""
     return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
-
-
-def _num(value: float | None, spec: str = ".1e") -> str:
-    return "—" if value is None else format(value, spec)
-
-
-def _backend_max(result: BackendResult, attr: str) -> float | None:
-    values = [getattr(p, attr) for p in result.params if getattr(p, attr) is not None]
-    return max(values) if values else None
 
 
 def _status(ok: bool, failed: str = "❌ failed") -> str:
@@ -117,36 +110,32 @@ def step_summary(report: Report) -> str:
             out.append(f"| {_md(result.name)} | — | — | — | — | ❌ {status} |")
             continue
         out.append(
-            f"| {_md(result.name)} | {_num(result.loss, '.7g')} "
-            f"| {_num(result.first_weight_grad, '.7g')} "
-            f"| {_num(_backend_max(result, 'max_abs_err'))} "
-            f"| {_num(_backend_max(result, 'max_rel_err'))} | {_status(result.ok)} |"
+            f"| {_md(result.name)} | {num(result.loss, '.7g')} "
+            f"| {num(result.first_weight_grad, '.7g')} "
+            f"| {num(backend_max(result, 'max_abs_err'))} "
+            f"| {num(backend_max(result, 'max_rel_err'))} | {_status(result.ok)} |"
         )
     fd = report.finite_difference
     if fd is not None:
         w0 = fd.estimates.get("W0")
         first = float(np.asarray(w0).reshape(-1)[0]) if w0 is not None else None
         out.append(
-            f"| *finite differences* | {_num(fd.loss, '.7g')} | {_num(first, '.7g')} "
+            f"| *finite differences* | {num(fd.loss, '.7g')} | {num(first, '.7g')} "
             f"| | | {fd.checked} {fd.unit} checked, {fd.failed} failed, {fd.kinks} at kinks |"
         )
-    shown = [r for r in report.backends if r.error is None]
+    shown = shown_backends(report)
     if shown:
         out += ["", "<details><summary>Max relative error per parameter</summary>", ""]
         out.append("| param | shape | " + " | ".join(_md(r.name) for r in shown) + " |")
         out.append("|---|---|" + "--:|" * len(shown))
-        arrays = dict(zip(report.problem.parameter_names, report.problem.parameters))
-        for name in report.problem.parameter_names:
-            # From the problem: a directional reference has no per-entry estimates.
-            shape = "×".join(str(s) for s in arrays[name].shape)
-            cells = []
-            for result in shown:
-                param = next((p for p in result.params if p.name == name), None)
-                if param is None:
-                    cells.append("not returned")
-                else:
-                    cells.append(_num(param.max_rel_err) + ("" if param.ok else " ❌"))
-            out.append(f"| {name} | {shape} | " + " | ".join(cells) + " |")
+        for row in parameter_rows(report):
+            cells = [
+                "not returned"
+                if param is None
+                else num(param.max_rel_err) + ("" if param.ok else " ❌")
+                for param in row.cells
+            ]
+            out.append(f"| {row.name} | {row.shape} | " + " | ".join(cells) + " |")
         out += ["", "</details>"]
     flat = [line for result in report.backends for line in _findings(result, report)]
     flat += [f"note: {note}" for note in report.notes]

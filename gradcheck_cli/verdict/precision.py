@@ -12,8 +12,8 @@ float64 when it cancels to ~0, or is exactly 0) has no one right derivative: a
 correct backend may land on either side of the kink (another summation order, or
 the convention relu'(0) = 1). That is not noise spread over a tensor but a
 different derivative at a few entries: it is kept apart, per entry (`kink_flips`),
-so that it does not widen the allowance of the whole tensor (it used to: a 1e-9
-pre-activation let a 1% error anywhere in W0 pass in float32).
+so that it does not widen the allowance of the whole tensor (there, a 1e-9
+pre-activation would let a 1% error anywhere in W0 pass in float32).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import numpy_mlp
-from .problem import Problem
+from .. import nn
+from ..problem import Problem
 
 # A low-precision unit counts as at its kink within this many times the largest
 # rounding error measured in its layer (relative to the size of its terms).
@@ -44,19 +44,14 @@ class RoundingNoise:
 
 def rounding_noise(problem: Problem) -> RoundingNoise:
     """The measured rounding noise of `problem.dtype` (zero for float64), and kink flips."""
-    piecewise = problem.activation in numpy_mlp.PIECEWISE_ACTIVATIONS
+    piecewise = nn.activation(problem.activation).has_kink
     patterns = _patterns(problem, problem.X, problem.weights, problem.biases)
     flips: dict[str, np.ndarray] = {}
     if piecewise:
         at_kink = _units_at_kink(problem)
         if problem.dtype != "float64":  # and whatever this run of the dtype did flip
-            dtype = np.dtype(problem.dtype)
-            low_patterns = _patterns(
-                problem,
-                problem.X.astype(dtype),
-                [w.astype(dtype) for w in problem.weights],
-                [b.astype(dtype) for b in problem.biases],
-            )
+            X, _, weights, biases = _arrays(problem, problem.dtype)
+            low_patterns = _patterns(problem, X, weights, biases)
             at_kink = [a | (p != q) for a, p, q in zip(at_kink, patterns, low_patterns)]
         if any(a.any() for a in at_kink):
             toggled = [p ^ a for p, a in zip(patterns, at_kink)]
@@ -71,48 +66,58 @@ def rounding_noise(problem: Problem) -> RoundingNoise:
         low = _backprop(problem, problem.dtype, patterns)
         exact = _backprop(problem, "float64", patterns)
     else:
-        from .backends.numpy_backprop import NumpyBackprop
-
-        low = NumpyBackprop().gradients(problem).by_name()
-        exact = NumpyBackprop().gradients(problem.with_dtype("float64")).by_name()
+        low = _exact_backprop(problem, problem.dtype)
+        exact = _exact_backprop(problem, "float64")
     params = {
         name: float(np.abs(low[name].astype(np.float64) - exact[name]).max()) for name in exact
     }
-    dtype = np.dtype(problem.dtype)
-    low_loss = numpy_mlp.network_loss(
-        problem.X.astype(dtype),
-        problem.T if problem.T.dtype.kind in "iu" else problem.T.astype(dtype),
-        [w.astype(dtype) for w in problem.weights],
-        [b.astype(dtype) for b in problem.biases],
-        problem.activation,
-        problem.loss,
-        problem.negative_slope,
+    X, T, weights, biases = _arrays(problem, problem.dtype)
+    low_loss = nn.network_loss(
+        X, T, weights, biases, problem.activation, problem.loss, problem.negative_slope
     )
     return RoundingNoise(params, abs(low_loss - problem.float64_loss()), flips)
+
+
+def _arrays(
+    problem: Problem, dtype: str
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """X, T, weights and biases of `problem` in `dtype` (integer labels stay integers)."""
+    np_dtype = np.dtype(dtype)
+    T = problem.T if problem.T.dtype.kind in "iu" else problem.T.astype(np_dtype)
+    weights = [w.astype(np_dtype) for w in problem.weights]
+    biases = [b.astype(np_dtype) for b in problem.biases]
+    return problem.X.astype(np_dtype), T, weights, biases
+
+
+def _named(dW: Sequence[np.ndarray], dB: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    named = {f"W{i}": g.astype(np.float64) for i, g in enumerate(dW)}
+    named.update({f"B{i}": g.astype(np.float64) for i, g in enumerate(dB)})
+    return named
+
+
+def _exact_backprop(problem: Problem, dtype: str) -> dict[str, np.ndarray]:
+    """The NumPy backprop's gradients in `dtype`, as float64, by name."""
+    X, T, weights, biases = _arrays(problem, dtype)
+    _, dW, dB = nn.gradients(
+        X, T, weights, biases, problem.activation, problem.loss, problem.negative_slope
+    )
+    return _named(dW, dB)
 
 
 def _backprop(problem: Problem, dtype: str, patterns: list[np.ndarray]) -> dict[str, np.ndarray]:
     """Backprop in `dtype` with each ReLU unit on the side `patterns` says (True: z > 0)."""
     np_dtype = np.dtype(dtype)
-    slope = problem.negative_slope if problem.activation == "leaky-relu" else 0.0
-    X = problem.X.astype(np_dtype)
-    weights = [w.astype(np_dtype) for w in problem.weights]
-    biases = [b.astype(np_dtype) for b in problem.biases]
+    below = nn.activation(problem.activation).slope_below_kink
+    slope = below(problem.negative_slope) if below is not None else 1.0
+    X, T, weights, biases = _arrays(problem, dtype)
     # The activation's slope on each unit's side: act(z) = z * slope, act'(z) = slope.
     slopes = [np.where(p, 1.0, slope).astype(np_dtype) for p in patterns]
     inputs = [X]
     for i, (w, b) in enumerate(zip(weights, biases)):
         z = inputs[-1] @ w + b
         inputs.append(z * slopes[i] if i < len(weights) - 1 else z)
-    T = problem.T if problem.T.dtype.kind in "iu" else problem.T.astype(np_dtype)
-    delta = numpy_mlp.loss_gradient(inputs[-1], T, problem.loss).astype(np_dtype)
-    grads: dict[str, np.ndarray] = {}
-    for i in reversed(range(len(weights))):
-        grads[f"W{i}"] = (inputs[i].T @ delta).astype(np.float64)
-        grads[f"B{i}"] = delta.sum(axis=0).astype(np.float64)
-        if i > 0:
-            delta = (delta @ weights[i].T) * slopes[i - 1]
-    return grads
+    dW, dB = nn.backward(inputs, inputs[-1], T, weights, problem.loss, lambda i: slopes[i - 1])
+    return _named(dW, dB)
 
 
 def _units_at_kink(problem: Problem) -> list[np.ndarray]:
@@ -126,6 +131,7 @@ def _units_at_kink(problem: Problem) -> list[np.ndarray]:
     depth and flagged units 1e-2 from zero in a 10-layer float32 network).
     """
     dtype = np.dtype(problem.dtype)
+    act = nn.activation(problem.activation)
     u = float(np.finfo(dtype).eps) / 2
     A = np.asarray(problem.X, dtype=np.float64)
     A_low = A.astype(dtype)
@@ -138,9 +144,9 @@ def _units_at_kink(problem: Problem) -> list[np.ndarray]:
             z_low = A_low @ w.astype(dtype) + b.astype(dtype)
             measured = np.abs(z_low - z) / np.where(size > 0, size, 1.0)
             bound = bound + KINK_MARGIN * float(measured.max()) * size
-            A_low = numpy_mlp.activate(z_low, problem.activation, problem.negative_slope)
+            A_low = act(z_low, problem.negative_slope)
         out.append(np.abs(z) <= bound)
-        A = numpy_mlp.activate(z, problem.activation, problem.negative_slope)
+        A = act(z, problem.negative_slope)
     return out
 
 
@@ -148,5 +154,5 @@ def _patterns(
     problem: Problem, X: np.ndarray, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray]
 ) -> list[np.ndarray]:
     """Which hidden units are on the positive side of the kink (z > 0), per layer."""
-    Z, _ = numpy_mlp.forward(X, weights, biases, problem.activation, problem.negative_slope)
+    Z, _ = nn.forward(X, weights, biases, problem.activation, problem.negative_slope)
     return [z > 0 for z in Z[:-1]]

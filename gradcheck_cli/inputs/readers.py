@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 TORCH_SUFFIXES = (".pt", ".pth")
 CSV_SUFFIXES = (".csv",)

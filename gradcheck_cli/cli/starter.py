@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
 DEFAULT_STARTER_PATH = "mybackprop.py"
 STARTER_FUNCTION = "back_propagation"

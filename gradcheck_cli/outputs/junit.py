@@ -14,7 +14,8 @@ import socket
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 
-from .checks import BackendResult, ParamResult, Report
+from ..verdict.result import BackendResult, Report
+from .verdicts import backend_failure, fd_failure, num, param_failure
 
 SUITE_NAME = "gradcheck"
 # XML 1.0 cannot hold most control characters, which a user's traceback may contain.
@@ -23,49 +24,6 @@ _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 def _clean(text: str) -> str:
     return _INVALID_XML.sub("\ufffd", text)
-
-
-def _fmt(value: float | None, spec: str = ".3e") -> str:
-    return "n/a" if value is None else format(value, spec)
-
-
-def param_failure(result: BackendResult, param: ParamResult, report: Report) -> str:
-    """Why one parameter of one backend failed, with the numbers and the hint, on one line."""
-    where = (
-        f"[{', '.join(str(i) for i in param.worst_index)}]" if param.worst_index is not None else ""
-    )
-    text = (
-        f"{result.name} {param.name}: max rel err {_fmt(param.max_rel_err)} "
-        f"(max abs err {_fmt(param.max_abs_err)}, worst entry {param.name}{where}) "
-        f"against {report.reference_name}; rtol {report.rtol:g}, atol {report.atol:g}"
-    )
-    if param.hint:
-        text += f"; hint: {param.hint}"
-    return text
-
-
-def backend_failure(result: BackendResult) -> str:
-    """Why a backend failed beyond its parameters: its error, or its hints."""
-    if result.error is not None:
-        # No traceback: it returned something invalid (e.g. a bias of shape (N, out)).
-        return f"{result.name} {'raised' if result.traceback else 'failed'}: {result.error}"
-    if result.hints:
-        return f"{result.name}: " + "; ".join(result.hints)
-    return f"{result.name} failed"
-
-
-def fd_failure(report: Report) -> str | None:
-    """The reference's failure message (disagreeing entries, or parameters it cannot
-    verify), or None when it passed."""
-    fd = report.finite_difference
-    if (fd is None or fd.ok) and report.unresolved:
-        return f"inconclusive: {report.unresolved_text()}"
-    if fd is None or fd.ok:
-        return None
-    return (
-        f"{fd.failed} of {fd.checked} {fd.unit} disagree with central differences "
-        f"(step {fd.step:g}); max rel err {_fmt(fd.max_rel_err)}"
-    )
 
 
 def _case(suite: ET.Element, classname: str, name: str, seconds: float) -> ET.Element:
@@ -103,7 +61,8 @@ def _backend_cases(suite: ET.Element, result: BackendResult, report: Report) -> 
         elif not param.ok:
             body = (
                 f"shape {list(param.shape)}, gradient norm {param.norm:.6g}\n"
-                f"max abs err {_fmt(param.max_abs_err)}, max rel err {_fmt(param.max_rel_err)}\n"
+                f"max abs err {num(param.max_abs_err, '.3e')}, "
+                f"max rel err {num(param.max_rel_err, '.3e')}\n"
                 f"reference: {report.reference_name}\n"
                 f"problem: {report.problem.describe()}"
             )

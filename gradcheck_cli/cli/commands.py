@@ -4,30 +4,32 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeAlias
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from . import __version__
-from .backends import BUILTIN_BACKENDS, TORCH_BACKENDS, create_backend
-from .backends.base import Backend
-from .errors import GradcheckError, InputError
-from .finite_diff import DEFAULT_DIRECTIONS, DEFAULT_SAMPLES, FULL_MODE_MAX_PARAMETERS
-from .numpy_mlp import ACTIVATIONS, DEFAULT_NEGATIVE_SLOPE, LOSSES
+from .. import __version__
+from ..backends import BUILTIN_BACKENDS, TORCH_BACKENDS, create_backend
+from ..backends.base import Backend
+from ..errors import GradcheckError, InputError
+from ..fd import DEFAULT_DIRECTIONS, DEFAULT_SAMPLES, FD_MODES, FULL_MODE_MAX_PARAMETERS
+from ..nn import ACTIVATIONS, DEFAULT_NEGATIVE_SLOPE, LOSSES
+from ..problem import DTYPES
 
 if TYPE_CHECKING:
-    from .checks import Report
-    from .problem import Problem
+    from ..problem import Problem
+    from ..verdict import Report
 
 
 class _OneLineErrors(typer.Typer):
@@ -70,36 +72,25 @@ stdout = Console()
 stderr = Console(stderr=True)
 
 
-class Activation(str, Enum):
-    relu = "relu"
-    tanh = "tanh"
-    sigmoid = "sigmoid"
-    leaky_relu = "leaky-relu"
-    identity = "identity"
+def _choices(name: str, values: Iterable[str]) -> Any:
+    """A str Enum of the names in a core table, so the CLI's choices follow the tables."""
+    return Enum(name, {v.replace("-", "_"): v for v in values}, type=str)
 
 
-class Loss(str, Enum):
-    mse = "mse"
-    sse = "sse"
-    cross_entropy = "cross-entropy"
-    bce = "bce"
+if TYPE_CHECKING:  # to mypy they are str enums; at run time they are built from the tables
 
+    class _Choice(str, Enum):
+        """A choice among a core table's names."""
 
-assert [a.value for a in Activation] == list(ACTIVATIONS)
-assert [a.value for a in Loss] == list(LOSSES)
-
-
-class DType(str, Enum):
-    float64 = "float64"
-    float32 = "float32"
-
-
-class FDMode(str, Enum):
-    auto = "auto"
-    full = "full"
-    sample = "sample"
-    directional = "directional"
-    off = "off"
+    Activation: TypeAlias = _Choice
+    Loss: TypeAlias = _Choice
+    DType: TypeAlias = _Choice
+    FDMode: TypeAlias = _Choice
+else:
+    Activation = _choices("Activation", ACTIVATIONS)
+    Loss = _choices("Loss", LOSSES)
+    DType = _choices("DType", DTYPES)
+    FDMode = _choices("FDMode", FD_MODES)
 
 
 class State:
@@ -113,6 +104,24 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+# Library arguments whose flag is not simply --name-with-dashes.
+_FLAGS = {"fd_mode": "--fd", "user function": "--user"}
+
+
+def flag(argument: str) -> str:
+    """The command-line flag of a library argument: rtol -> --rtol, fd_step -> --fd-step."""
+    return _FLAGS.get(argument, "--" + argument.replace("_", "-"))
+
+
+def as_flags(exc: GradcheckError) -> str:
+    """The error's message, with the library arguments it names said as flags."""
+    message = str(exc)
+    for argument in exc.arguments:
+        word = re.compile(rf"(?<![\w-]){re.escape(argument)}(?![\w-])")
+        message = word.sub(flag(argument), message, count=1)
+    return message
+
+
 @contextmanager
 def exit_codes() -> Iterator[None]:
     """The one place errors become exit codes: GradcheckError -> its code, anything else -> 3."""
@@ -121,7 +130,7 @@ def exit_codes() -> Iterator[None]:
     except (typer.Exit, typer.Abort):
         raise
     except GradcheckError as exc:
-        fail(str(exc), exc.exit_code)
+        fail(as_flags(exc), exc.exit_code)
     except Exception as exc:  # an internal error: one line unless --debug
         if State.debug:
             traceback.print_exc()
@@ -234,7 +243,7 @@ def _load(
     negative_slope: float,
 ) -> Problem:
     """Load the problem of `run`/`inspect`; input warnings go to stderr, one line each."""
-    from .loading import load_problem
+    from ..inputs.loading import load_problem
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -340,10 +349,10 @@ def run(
             help=f"Backend to run (repeatable): {', '.join(BUILTIN_BACKENDS)}. Default: all.",
         ),
     ] = None,
-    activation: ActivationOption = Activation.relu,
+    activation: ActivationOption = Activation("relu"),
     negative_slope: NegativeSlopeOption = DEFAULT_NEGATIVE_SLOPE,
-    loss: LossOption = Loss.mse,
-    dtype: DTypeOption = DType.float64,
+    loss: LossOption = Loss("mse"),
+    dtype: DTypeOption = DType("float64"),
     device: Annotated[str, typer.Option(help="Device of the torch backends: cpu or cuda.")] = "cpu",
     fd: Annotated[
         FDMode,
@@ -354,7 +363,7 @@ def run(
             f"backends with each other); auto: full up to {FULL_MODE_MAX_PARAMETERS:,} "
             "parameters, else sample.",
         ),
-    ] = FDMode.auto,
+    ] = FDMode("auto"),
     fd_step: Annotated[
         float | None,
         typer.Option(
@@ -431,7 +440,7 @@ def run(
     ] = 2,
 ) -> None:
     """Compute the gradients with every backend, compare them, and exit 1 if any disagrees."""
-    from .checks import CheckOptions, run_checks
+    from ..verdict import CheckOptions, run_checks
 
     with exit_codes():
         output = _output_format(ctx, output_format, as_json)
@@ -469,11 +478,11 @@ def run(
 
     with exit_codes():
         if junit is not None:
-            from .junit import to_junit
+            from ..outputs.junit import to_junit
 
             _write_file(junit, to_junit(report))
         if summary is not None:
-            from .github import step_summary
+            from ..outputs.github import step_summary
 
             _write_file(summary, step_summary(report), append=True)
     code = 0 if report.ok else 1
@@ -491,13 +500,14 @@ def _print_run(report: Report, output: str, show: list[str]) -> None:
     if output == "json":
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
         return
-    from .report import parameter_heatmaps, print_report
+    from ..outputs.heatmap import parameter_heatmaps
+    from ..outputs.text import print_report
 
     print_report(report, stdout)
     for name in show:
         stdout.print(parameter_heatmaps(report, name))
     if output == "github":
-        from .github import annotation_lines
+        from ..outputs.github import annotation_lines
 
         # Written raw: rich would wrap long lines, and a wrapped command is not a command.
         sys.stdout.write("\n".join(annotation_lines(report)) + "\n")
@@ -515,10 +525,10 @@ def inspect_command(
     data: DataOption = None,
     params: ParamsOption = None,
     utils: UtilsOption = None,
-    activation: ActivationOption = Activation.relu,
+    activation: ActivationOption = Activation("relu"),
     negative_slope: NegativeSlopeOption = DEFAULT_NEGATIVE_SLOPE,
-    loss: LossOption = Loss.mse,
-    dtype: DTypeOption = DType.float64,
+    loss: LossOption = Loss("mse"),
+    dtype: DTypeOption = DType("float64"),
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the description as JSON on stdout, nothing else.")
     ] = False,
@@ -533,7 +543,7 @@ def inspect_command(
     ] = None,
 ) -> None:
     """Show the loaded problem (architecture, shapes, statistics) without computing gradients."""
-    from .inspection import inspect_problem
+    from ..inputs.inspection import inspect_problem
 
     with exit_codes():
         problem = _load(data, params, utils, activation, loss, dtype, negative_slope)
@@ -541,14 +551,14 @@ def inspect_command(
     if as_json:
         sys.stdout.write(json.dumps(inspection.to_dict(), indent=2) + "\n")
     else:
-        from .report import print_inspection
+        from ..outputs.inspection import print_inspection
 
         print_inspection(inspection, stdout)
 
 
 def _user_backends(specs: list[str], builtin_names: list[str]) -> list[Backend]:
     """A backend per --user FILE:FUNC; a missing file or function is bad usage (exit 2)."""
-    from .backends.user import UserBackend
+    from ..backends.user import UserBackend
 
     users = [UserBackend(spec) for spec in specs]
     # Files of the same name in different folders (each student's backprop.py) are told

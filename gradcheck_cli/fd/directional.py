@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import numpy_mlp
-from .fd_batched import LineEstimates, Progress, batched_loss, estimate_lines
-from .problem import Problem
+from .. import nn
+from ..problem import Problem
+from .lines import LineEstimates, Progress, estimate_lines
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class DirectionalFD:
         rng = np.random.default_rng(seed)
         bits = rng.integers(0, 2, size=(count, self.theta.size), dtype=np.int8)
         self.signs = (2 * bits - 1).astype(np.int8)
-        self.kinky = problem.activation in numpy_mlp.PIECEWISE_ACTIVATIONS
+        self.kinky = nn.activation(problem.activation).has_kink
         self.progress, self.done = progress, 0
         self.f0, _ = self._loss_at(self.theta, reference=True)
         self._cache: dict[tuple[str, ...], LineEstimates] = {}
@@ -92,9 +92,9 @@ class DirectionalFD:
         p = self.problem
         params = [theta[self.slices[n]].reshape(a.shape) for n, a in zip(self.names, p.parameters)]
         k = p.depth
-        Z, _ = numpy_mlp.forward(p.X, params[:k], params[k:], p.activation, p.negative_slope)
+        Z, _ = nn.forward(p.X, params[:k], params[k:], p.activation, p.negative_slope)
         T = np.asarray(p.T, dtype=np.float64) if np.asarray(p.T).dtype.kind == "f" else p.T
-        loss = float(batched_loss(Z[-1][None], T, p.loss)[0])
+        loss = nn.loss(p.loss).value(Z[-1], T)
         if reference:
             self.patterns = [z > 0 for z in Z[:-1]]
             return loss, False

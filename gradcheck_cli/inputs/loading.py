@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import InputError
-from .formats import (
+from ..errors import InputError
+from ..nn import ACTIVATIONS, DEFAULT_NEGATIVE_SLOPE, LOSSES
+from ..problem import DTYPES, Problem
+from .readers import (
     CSV_SUFFIXES,
     TORCH_SUFFIXES,
     one_line,
@@ -21,8 +23,6 @@ from .formats import (
     read_state_dict,
     read_utils,
 )
-from .numpy_mlp import ACTIVATIONS, DEFAULT_NEGATIVE_SLOPE, LOSSES
-from .problem import DTYPES, Problem
 
 BUNDLED_NAME = "bundled exercise problem"
 _PARAM_KEY = re.compile(r"^([WB])(0|[1-9]\d*)$")  # no leading zeros: W01 would shadow W1
@@ -95,7 +95,7 @@ def _as_float64(name: str, value: object, where: str) -> np.ndarray:
     return _numeric(name, value, where).astype(np.float64)
 
 
-def _check_choice(kind: str, value: str, choices: Sequence[str]) -> None:
+def _check_choice(kind: str, value: str, choices: Iterable[str]) -> None:
     if value not in choices:
         raise InputError(f"unknown {kind} {value!r}; choose from: {', '.join(choices)}")
 
@@ -117,7 +117,10 @@ def make_problem(
     _check_choice("loss", loss, LOSSES)
     _check_choice("dtype", dtype, DTYPES)
     if not np.isfinite(negative_slope):
-        raise InputError(f"--negative-slope must be a finite number, got {negative_slope}")
+        raise InputError(
+            f"negative_slope must be a finite number, got {negative_slope}",
+            arguments=("negative_slope",),
+        )
     if len(weights) != len(biases):
         raise InputError(f"{source}: {len(weights)} weight arrays but {len(biases)} bias arrays")
     if not weights:
@@ -236,7 +239,9 @@ def load_problem(
     )
     if utils is not None:
         if data is not None or params is not None:
-            raise InputError("give either --utils or --data/--params, not both")
+            raise InputError(
+                "give either utils or data/params, not both", arguments=("utils", "data", "params")
+            )
         X, T, W, B = read_utils(utils)
         return make_problem(X, T, W, B, source=str(utils), **options)
     data_path = Path(data) if data is not None else bundled_problem_path()
@@ -248,7 +253,10 @@ def load_problem(
     else:
         if not any(_PARAM_KEY.match(k) for k in arrays):
             kind = "a CSV holds only X and T" if _is_csv(data_path) else "holds no W0.., B0.."
-            raise InputError(f"data file {data_path}: {kind}; give the parameters with --params")
+            raise InputError(
+                f"data file {data_path}: {kind}; give the parameters with params",
+                arguments=("params",),
+            )
         weights, biases = split_parameters(arrays, data_path)
     _warn_extra(arrays, {"X", "T"}, data_path)
     return make_problem(arrays["X"], arrays["T"], weights, biases, source=source, **options)

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .numpy_mlp import PIECEWISE_ACTIVATIONS, forward, loss_value
-from .problem import Problem
+from .. import nn
+from ..problem import Problem
 
 
 @dataclass(frozen=True)
@@ -88,12 +88,13 @@ def array_stats(name: str, array: np.ndarray) -> ArrayStats:
 
 def inspect_problem(problem: Problem) -> Inspection:
     """Describe `problem`: one forward pass in float64 for the loss and hidden-unit statistics."""
-    pre_activations, _ = forward(
+    pre_activations, _ = nn.forward(
         problem.X, problem.weights, problem.biases, problem.activation, problem.negative_slope
     )
+    has_kink = nn.activation(problem.activation).has_kink
     hidden = []
     for i, z in enumerate(pre_activations[:-1]):
-        dead = int((z <= 0).all(axis=0).sum()) if problem.activation in PIECEWISE_ACTIVATIONS else 0
+        dead = int((z <= 0).all(axis=0).sum()) if has_kink else 0
         hidden.append(
             HiddenLayerStats(
                 name=f"layer {i + 1}",
@@ -107,7 +108,7 @@ def inspect_problem(problem: Problem) -> Inspection:
     return Inspection(
         source=problem.source,
         summary=problem.summary(),
-        loss_value=loss_value(pre_activations[-1], problem.T, problem.loss),
+        loss_value=nn.loss(problem.loss).value(pre_activations[-1], problem.T),
         arrays=tuple(array_stats(name, array) for name, array in named),
         hidden=tuple(hidden),
     )

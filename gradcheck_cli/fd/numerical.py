@@ -1,10 +1,10 @@
 """Numerical gradients of the problem's loss by finite differences, always in float64.
 
 Modes: `full` (every entry), `sample` (K entries, stratified over the tensors),
-`directional` (K random signed directions; see fd_directional), `auto` (full up to
+`directional` (K random signed directions; see fd.directional), `auto` (full up to
 FULL_MODE_MAX_PARAMETERS parameters, else sample). Entries are evaluated in batches
-(fd_batched); every estimate carries an error estimate, and entries whose
-perturbation crosses a ReLU/leaky-ReLU kink are re-estimated (fd_batched.estimate_lines).
+(fd.engine); every estimate carries an error estimate, and entries whose
+perturbation crosses a ReLU/leaky-ReLU kink are re-estimated (fd.lines.estimate_lines).
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import numpy_mlp
-from .errors import InputError
-from .fd_batched import EPS64, EntryLosses, Progress, estimate_lines
-from .problem import Problem
+from .. import nn
+from ..errors import InputError
+from ..problem import Problem
+from .engine import EntryLosses
+from .lines import Progress, estimate_lines
 
 if TYPE_CHECKING:
-    from .fd_directional import DirectionalFD
+    from .directional import DirectionalFD
 
 # Default step rule: h_i = step * max(1, |theta_i|). For second-order central
 # differences the error is ~h^2 f''' + eps |f| / h; 1e-6 keeps both near 1e-10 for
@@ -39,7 +40,6 @@ DEFAULT_SAMPLES = 1000
 DEFAULT_DIRECTIONS = 16
 # Entries listed by kink_entries() (the count is always complete).
 MAX_LISTED_KINKS = 100
-__all__ = ["EPS64", "FiniteDifferences", "central_difference", "finite_differences"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,7 +57,6 @@ class FiniteDifferences:
     requested: str = "full"
     unresolved: dict[str, np.ndarray] = field(default_factory=dict)
     directional: DirectionalFD | None = field(default=None, repr=False)
-    gemm_flops: int = 0  # floating-point operations in matrix products (benchmarks)
 
     @property
     def checked_count(self) -> int:
@@ -170,15 +169,18 @@ def finite_differences(
 ) -> FiniteDifferences:
     """Finite-difference reference in `mode`, batched, with error estimates and kink handling."""
     if order not in FD_ORDERS:
-        raise InputError(f"--fd-order must be one of {', '.join(map(str, FD_ORDERS))}, got {order}")
+        raise InputError(
+            f"fd_order must be one of {', '.join(map(str, FD_ORDERS))}, got {order}",
+            arguments=("fd_order",),
+        )
     if step is not None and not 0 < step < np.inf:
-        raise InputError(f"--fd-step must be positive and finite, got {step}")
+        raise InputError(f"fd_step must be positive and finite, got {step}", arguments=("fd_step",))
     if samples is not None and samples < 1:
-        raise InputError(f"--fd-samples must be at least 1, got {samples}")
+        raise InputError(f"fd_samples must be at least 1, got {samples}", arguments=("fd_samples",))
     base_step = step if step is not None else default_step(order)
     ran = resolve_mode(mode, problem.parameter_count)
     if ran == "directional":
-        from .fd_directional import DirectionalFD
+        from .directional import DirectionalFD
 
         directional = DirectionalFD(
             problem, samples or DEFAULT_DIRECTIONS, seed, base_step, order, progress
@@ -200,7 +202,9 @@ def finite_differences(
     elif ran == "sample":
         chosen = stratified_sample(problem, samples or DEFAULT_SAMPLES, seed)
     else:
-        raise InputError(f"unknown finite-difference mode {mode!r}; choose from {FD_MODES}")
+        raise InputError(
+            f"unknown finite-difference mode {mode!r}; choose from {FD_MODES}", arguments=("fd",)
+        )
 
     entries = EntryLosses(problem, progress)
     entries.total = 4 * sum(idx.size for idx in chosen.values())
@@ -232,7 +236,6 @@ def finite_differences(
         order=order,
         requested=mode,
         unresolved=unresolved,
-        gemm_flops=entries.gemm_flops,
     )
 
 
@@ -245,7 +248,7 @@ def one_at_a_time(problem: Problem, step: float = DEFAULT_FD_STEP) -> dict[str, 
     biases = [np.array(b, dtype=np.float64) for b in problem.biases]
 
     def loss() -> float:
-        return numpy_mlp.network_loss(
+        return nn.network_loss(
             problem.X,
             problem.T,
             weights,

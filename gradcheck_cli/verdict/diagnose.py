@@ -10,12 +10,12 @@ the hint states that residual. A gradient that agrees with the reference gets no
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import numpy_mlp
-from .problem import Gradients, Problem
+from .. import nn
+from ..problem import Gradients, Problem
 
 # A model explains the data when its relative residual is within this many times the check's
 # rtol: loose enough for the reference's own error (finite differences, float32 backends),
@@ -60,17 +60,13 @@ def fit_factor(g: np.ndarray, model: np.ndarray, mask: np.ndarray | None = None)
 
 def averaged_elements(problem: Problem) -> int:
     """How many elements the loss averages over (the N of its 1/N); 1 for a summed loss."""
-    if problem.loss in ("mse", "bce"):
-        return int(problem.T.size)
-    if problem.loss == "cross-entropy":
-        return problem.samples
-    return 1
+    return nn.loss(problem.loss).averaged_elements(problem.T, problem.samples)
 
 
 def named_factors(problem: Problem) -> list[tuple[float, str]]:
     """Factors with a known cause, most specific first: (value, what it means)."""
     n = averaged_elements(problem)
-    squared = problem.loss in ("mse", "sse")
+    squared = nn.loss(problem.loss).squared
     base: list[tuple[float, str]] = []
     if n > 1:
         base.append((float(n), f"the 1/N of the mean is missing (N = {n} averaged elements)"))
@@ -110,23 +106,9 @@ def name_factor(c: float, problem: Problem, tolerance: float) -> str | None:
     return None
 
 
-def _derivative_from_output(a: np.ndarray, problem: Problem) -> np.ndarray:
-    """act'(z) written in terms of the activation's output a, as students usually write it."""
-    name = problem.activation
-    if name == "relu":
-        return (a > 0).astype(np.float64)
-    if name == "leaky-relu":
-        return np.where(a > 0, 1.0, problem.negative_slope)
-    if name == "tanh":
-        return 1.0 - a * a
-    if name == "sigmoid":
-        return a * (1.0 - a)
-    return np.ones_like(a)
-
-
-# local(layer, Zs, As) -> the factor that multiplies dLoss/dA_layer to give dLoss/dZ_(layer-1).
 # (kind, description, model array, its usable entries): one candidate explanation.
 Model = tuple[str, str, np.ndarray, np.ndarray]
+# local(layer, Zs, As) -> the factor that multiplies dLoss/dA_layer to give dLoss/dZ_(layer-1).
 LocalDerivative = Callable[[int, Sequence[np.ndarray], Sequence[np.ndarray]], np.ndarray]
 
 
@@ -135,64 +117,44 @@ def backprop(problem: Problem, local: LocalDerivative | None = None) -> Gradient
 
     With `local` None it is the correct derivative; the variants model common mistakes.
     """
-    X, T = problem.X, problem.T
-    Zs, As = numpy_mlp.forward(
-        X, problem.weights, problem.biases, problem.activation, problem.negative_slope
-    )
-    delta = numpy_mlp.loss_gradient(Zs[-1], T, problem.loss)
-    k = problem.depth
-    dW: list[np.ndarray] = [np.empty(0)] * k
-    dB: list[np.ndarray] = [np.empty(0)] * k
-    for i in reversed(range(k)):
-        dW[i] = As[i].T @ delta
-        dB[i] = delta.sum(axis=0)
-        if i > 0:
-            upstream = delta @ problem.weights[i].T
-            if local is None:
-                factor = numpy_mlp.activation_derivative(
-                    Zs[i - 1], As[i], problem.activation, problem.negative_slope
-                )
-            else:
-                factor = local(i, Zs, As)
-            delta = upstream * factor
+    act, slope = nn.activation(problem.activation), problem.negative_slope
+    Zs, As = nn.forward(problem.X, problem.weights, problem.biases, problem.activation, slope)
+
+    def factor(i: int) -> np.ndarray:
+        if local is None:
+            return act.derivative(Zs[i - 1], As[i], slope)
+        return local(i, Zs, As)
+
+    dW, dB = nn.backward(As, Zs[-1], problem.T, problem.weights, problem.loss, factor)
     return Gradients(loss=None, dW=tuple(dW), dB=tuple(dB))
 
 
 def activation_variants(problem: Problem) -> dict[str, Gradients]:
     """Gradients a function with a wrong activation derivative would return, keyed by the hint."""
+    # Variants that coincide with the true gradient (e.g. every one of them for identity)
+    # are dropped where they are used: they explain nothing.
     name = problem.activation
-    if name == "identity":
-        return {}
+    act, slope = nn.activation(name), problem.negative_slope
     variants: dict[str, Gradients] = {
         f"the activation derivative is missing: it matches backprop without the factor "
         f"{name}'(z)": backprop(problem, lambda i, Zs, As: np.ones_like(Zs[i - 1])),
     }
-    linear = Problem(
-        X=problem.X,
-        T=problem.T,
-        weights=problem.weights,
-        biases=problem.biases,
-        activation="identity",
-        loss=problem.loss,
-        dtype=problem.dtype,
-    )
+    linear = replace(problem, activation="identity")
     variants[f"it matches the gradient of the same network without its {name} activation"] = (
         backprop(linear)
     )
-    if name in ("tanh", "sigmoid"):
+    if act.output_formula is not None:
         # act'(A) instead of act'(Z): the derivative applied to the activation's output.
         def at_output(i: int, Zs: Sequence[np.ndarray], As: Sequence[np.ndarray]) -> np.ndarray:
-            return numpy_mlp.activation_derivative(
-                As[i], numpy_mlp.activate(As[i], name), name, problem.negative_slope
-            )
+            return act.derivative(As[i], act(As[i], slope), slope)
 
         def formula_on_z(i: int, Zs: Sequence[np.ndarray], As: Sequence[np.ndarray]) -> np.ndarray:
-            return _derivative_from_output(Zs[i - 1], problem)
+            return act.from_output(Zs[i - 1], slope)
 
         variants[
             f"the {name} derivative is evaluated at the activation's output A instead of at z"
         ] = backprop(problem, at_output)
-        formula = "1 - z²" if name == "tanh" else "z(1 - z)"
+        formula = act.output_formula.format(x="z")
         variants[f"the {name} derivative is computed as {formula} from z instead of from A"] = (
             backprop(problem, formula_on_z)
         )
@@ -200,10 +162,8 @@ def activation_variants(problem: Problem) -> dict[str, Gradients]:
     def layer_input(i: int, Zs: Sequence[np.ndarray], As: Sequence[np.ndarray]) -> np.ndarray:
         # The derivative taken from A[i-1] (the layer's input) instead of A[i] (its output).
         if As[i - 1].shape == As[i].shape:
-            return _derivative_from_output(As[i - 1], problem)
-        return numpy_mlp.activation_derivative(
-            Zs[i - 1], As[i], problem.activation, problem.negative_slope
-        )
+            return act.from_output(As[i - 1], slope)
+        return act.derivative(Zs[i - 1], As[i], slope)
 
     shifted = backprop(problem, layer_input)
     variants["the activation derivative of the wrong layer is used (of A[i] instead of A[i+1])"] = (

@@ -1,0 +1,7 @@
+"""Inputs: file readers, loading and validation into a Problem, and inspection of it."""
+
+from __future__ import annotations
+
+from .loading import BUNDLED_NAME, InputWarning, bundled_problem_path, load_problem, make_problem
+
+__all__ = ["BUNDLED_NAME", "InputWarning", "bundled_problem_path", "load_problem", "make_problem"]

@@ -1,0 +1,153 @@
+"""The shared vocabulary of every output: verdict lines, failure texts, numbers, table rows.
+
+Text, JUnit, GitHub annotations and the Markdown summary all say the same things in
+the same words; they take them from here and only differ in markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..verdict.result import BackendResult, ParamResult, Report
+
+
+def num(value: float | None, spec: str = ".1e") -> str:
+    """A number for a table or message; an em dash where there is none."""
+    return "—" if value is None else format(value, spec)
+
+
+def shape_text(shape: Sequence[int]) -> str:
+    """A shape as 4×6."""
+    return "×".join(str(s) for s in shape)
+
+
+def index_text(name: str, index: Sequence[int] | None) -> str:
+    """An entry as W0[2, 3] (the bare name when there is no index)."""
+    return name if index is None else f"{name}[{', '.join(str(i) for i in index)}]"
+
+
+def backend_max(result: BackendResult, attr: str) -> float | None:
+    """The largest max_abs_err or max_rel_err over a backend's parameters."""
+    values = [getattr(p, attr) for p in result.params if getattr(p, attr) is not None]
+    return max(values) if values else None
+
+
+def unresolved_text(report: Report) -> str:
+    """Why the run could not verify some parameters, and what to do about it."""
+    by_cause: dict[str, list[str]] = {}
+    for name, info in report.unresolved.items():
+        by_cause.setdefault(info["cause"], []).append(name)
+    parts = []
+    for cause, names in by_cause.items():
+        hidden = min(report.unresolved[n]["hidden"] for n in names)
+        fix = "--dtype float64" if "rounding" in cause else "a larger --fd-step or --fd off"
+        parts.append(
+            f"{cause} could hide mistakes of {hidden:.0%} or more of the largest entry in "
+            f"{', '.join(names)} (rerun with {fix})"
+        )
+    return "cannot verify every parameter: " + "; ".join(parts)
+
+
+def reference_text(report: Report) -> str:
+    """The reference and what it covered, e.g. 'finite differences (121 entries checked, ...)'."""
+    fd = report.finite_difference
+    text = report.reference_name
+    if fd is not None:
+        kinks = f", {fd.kinks} at kinks" if fd.kinks else ""
+        order = ", order 4" if fd.order == 4 else ""
+        checked = f"{fd.checked} {fd.unit} checked{kinks}{order}"
+        text += f" ({checked}, max rel err {num(fd.max_rel_err)})"
+    return text
+
+
+def verdict(report: Report) -> str:
+    """The one-line outcome of the run (without a mark)."""
+    n = len(report.backends)
+    failed = [r.name for r in report.backends if not r.ok]
+    if failed:
+        return (
+            f"{len(failed)} of {n} backends failed: {', '.join(failed)} "
+            f"(reference: {reference_text(report)})"
+        )
+    if report.unresolved:
+        return f"inconclusive: {unresolved_text(report)}"
+    who = f"all {n} backends agree" if n > 1 else f"{report.backends[0].name} agrees"
+    agreement = max(report.agreement.values()) if report.agreement else None
+    cross = f"; backends agree to {agreement:.1e}" if agreement is not None else ""
+    return f"{who} with {reference_text(report)}{cross}"
+
+
+def param_failure(result: BackendResult, param: ParamResult, report: Report) -> str:
+    """Why one parameter of one backend failed, with the numbers and the hint, on one line."""
+    text = (
+        f"{result.name} {param.name}: max rel err {num(param.max_rel_err, '.3e')} "
+        f"(max abs err {num(param.max_abs_err, '.3e')}, worst entry "
+        f"{index_text(param.name, param.worst_index)}) "
+        f"against {report.reference_name}; rtol {report.rtol:g}, atol {report.atol:g}"
+    )
+    if param.hint:
+        text += f"; hint: {param.hint}"
+    return text
+
+
+def backend_failure(result: BackendResult) -> str:
+    """Why a backend failed beyond its parameters: its error, or its hints."""
+    if result.error is not None:
+        # No traceback: it returned something invalid (e.g. a bias of shape (N, out)).
+        return f"{result.name} {'raised' if result.traceback else 'failed'}: {result.error}"
+    if result.hints:
+        return f"{result.name}: " + "; ".join(result.hints)
+    return f"{result.name} failed"
+
+
+def fd_failure(report: Report) -> str | None:
+    """The reference's failure message (disagreeing entries, or parameters it cannot
+    verify), or None when it passed."""
+    fd = report.finite_difference
+    if (fd is None or fd.ok) and report.unresolved:
+        return f"inconclusive: {unresolved_text(report)}"
+    if fd is None or fd.ok:
+        return None
+    return (
+        f"{fd.failed} of {fd.checked} {fd.unit} disagree with central differences "
+        f"(step {fd.step:g}); max rel err {num(fd.max_rel_err, '.3e')}"
+    )
+
+
+@dataclass(frozen=True)
+class ParameterRow:
+    """One row of the per-parameter table: the reference's norm and each backend's result."""
+
+    name: str
+    shape: str
+    ref_norm: float | None
+    cells: tuple[ParamResult | None, ...]  # per shown backend; None: not returned
+    kinks: int
+
+
+def shown_backends(report: Report) -> list[BackendResult]:
+    """The backends that have per-parameter results (those that did not raise)."""
+    return [r for r in report.backends if r.error is None]
+
+
+def parameter_rows(report: Report) -> list[ParameterRow]:
+    """The per-parameter table, in the problem's parameter order."""
+    shown = shown_backends(report)
+    fd = report.finite_difference
+    kink_counts = fd.kink_counts if fd is not None else {}
+    # Shapes from the problem: a directional reference has no per-entry estimates.
+    arrays = dict(zip(report.problem.parameter_names, report.problem.parameters))
+    rows = []
+    for name in report.problem.parameter_names:
+        ref = report.reference.get(name)
+        norm = float(np.linalg.norm(ref)) if ref is not None and np.isfinite(ref).all() else None
+        cells = tuple(next((p for p in r.params if p.name == name), None) for r in shown)
+        rows.append(
+            ParameterRow(
+                name, shape_text(arrays[name].shape), norm, cells, kink_counts.get(name, 0)
+            )
+        )
+    return rows
