@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from gradcheck_cli import cli
 from gradcheck_cli.backends import create_backend
-from gradcheck_cli.cli import commands
+from gradcheck_cli.cli import run_command
 from tests.test_checks import ScaledBackend
 
 runner = CliRunner()
@@ -51,7 +51,7 @@ def test_wrong_backend_exits_1(monkeypatch):
     def fake_create(name, **options):
         return ScaledBackend("W2", 0.5) if name == "numpy" else create_backend(name, **options)
 
-    monkeypatch.setattr(commands, "create_backend", fake_create)
+    monkeypatch.setattr(run_command, "create_backend", fake_create)
     result = runner.invoke(cli.app, ["run"])
     assert result.exit_code == 1
     assert "1 of 3 backends failed" in result.output

@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from gradcheck_cli import cli
-from gradcheck_cli.cli import commands
+from gradcheck_cli.cli import run_command
 from gradcheck_cli.cli.config import find_config, load_config, option_specs, read_table
 from gradcheck_cli.errors import InputError
 
@@ -156,8 +156,8 @@ def test_nearest_pyproject_wins_and_one_without_the_table_means_no_config(tmp_pa
     (inner / "pyproject.toml").write_text('[project]\nname = "x"\n', encoding="utf-8")
     assert find_config(inner / "src") == (inner / "pyproject.toml").resolve()
     assert read_table(inner / "pyproject.toml") is None
-    assert load_config(None, option_specs(commands.run), cwd=inner / "src") is None
-    outer = load_config(None, option_specs(commands.run), cwd=tmp_path)
+    assert load_config(None, option_specs(run_command.run), cwd=inner / "src") is None
+    outer = load_config(None, option_specs(run_command.run), cwd=tmp_path)
     assert outer is not None and outer.values == {"rtol": 1.0}
 
 
@@ -165,7 +165,7 @@ def test_paths_are_relative_to_the_config_file(tmp_path):
     cfg = tmp_path / "a" / "pyproject.toml"
     cfg.parent.mkdir()
     cfg.write_text('[tool.gradcheck]\ndata = "x/d.npz"\nparams = "/abs/p.npz"\n', encoding="utf-8")
-    config = load_config(cfg, option_specs(commands.run))
+    config = load_config(cfg, option_specs(run_command.run))
     assert config is not None
     assert Path(config.values["data"]) == (tmp_path / "a" / "x" / "d.npz").resolve()
     assert config.values["params"] == "/abs/p.npz"
@@ -175,7 +175,7 @@ def test_every_option_of_run_is_configurable():
     """The introspection sees exactly the options typer builds for `run` (minus --config)."""
     command = typer.main.get_command(cli.app).commands["run"]  # type: ignore[attr-defined]
     typer_names = {p.name for p in command.params if p.name not in ("config", "help")}
-    assert {s.name for s in option_specs(commands.run).values()} == typer_names
+    assert {s.name for s in option_specs(run_command.run).values()} == typer_names
 
 
 def test_an_option_added_later_is_picked_up_with_its_type():

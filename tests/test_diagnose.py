@@ -11,15 +11,13 @@ import pytest
 import torch
 
 from gradcheck_cli.problem import Gradients
-from gradcheck_cli.verdict.diagnose import (
-    HINT_TOLERANCE_FACTOR,
-    Diagnoser,
+from gradcheck_cli.verdict.diagnose import HINT_TOLERANCE_FACTOR, Diagnoser, wrong_entries
+from gradcheck_cli.verdict.mistakes import (
     averaged_elements,
     backprop,
     fit_factor,
     name_factor,
     relative_residual,
-    wrong_entries,
 )
 from tests.conftest import random_problem, torch_reference
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from gradcheck_cli import cli
 from gradcheck_cli.backends.base import Backend
 from gradcheck_cli.backends.numpy_backprop import NumpyBackprop
-from gradcheck_cli.cli import commands
+from gradcheck_cli.cli import application
 from gradcheck_cli.fd import (
     DEFAULT_SAMPLES,
     FULL_MODE_MAX_PARAMETERS,
@@ -286,18 +286,18 @@ def test_cli_bad_fd_options_exit_2(args, message):
 
 def test_progress_bar_appears_on_stderr_only_after_the_delay(monkeypatch):
     buffer = io.StringIO()
-    monkeypatch.setattr(commands, "stderr", Console(file=buffer, force_terminal=True, width=100))
-    with commands.fd_progress(enabled=True) as update:
+    monkeypatch.setattr(application, "stderr", Console(file=buffer, force_terminal=True, width=100))
+    with application.fd_progress(enabled=True) as update:
         assert update is not None
         update(1, 10)  # well within PROGRESS_DELAY_S: no bar yet
     assert buffer.getvalue() == ""
-    monkeypatch.setattr(commands, "PROGRESS_DELAY_S", 0.0)
-    with commands.fd_progress(enabled=True) as update:
+    monkeypatch.setattr(application, "PROGRESS_DELAY_S", 0.0)
+    with application.fd_progress(enabled=True) as update:
         assert update is not None
         update(5, 10)
         update(10, 10)
     assert "finite differences" in buffer.getvalue()
-    with commands.fd_progress(enabled=False) as update:
+    with application.fd_progress(enabled=False) as update:
         assert update is None
 
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from gradcheck_cli import cli
 from gradcheck_cli.backends import create_backend
-from gradcheck_cli.cli import commands
+from gradcheck_cli.cli import run_command
 from gradcheck_cli.outputs.github import (
     annotation_lines,
     escape_data,
@@ -62,7 +62,7 @@ def wrong_numpy(monkeypatch):
     def fake_create(name, **options):
         return ScaledBackend("W2", 0.5) if name == "numpy" else create_backend(name, **options)
 
-    monkeypatch.setattr(commands, "create_backend", fake_create)
+    monkeypatch.setattr(run_command, "create_backend", fake_create)
 
 
 def test_format_github_annotates_a_failing_backend(monkeypatch):

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from gradcheck_cli import cli
 from gradcheck_cli import verdict as checks
-from gradcheck_cli.cli import commands
+from gradcheck_cli.cli import inspect_command, run_command
 from gradcheck_cli.inputs.inspection import inspect_problem
 from gradcheck_cli.inputs.loading import load_problem, make_problem
 from tests.conftest import torch_reference
@@ -108,7 +108,10 @@ def test_inspect_takes_the_same_loading_options_as_run(tmp_path):
     assert "3-4-2 relu MLP" in result.stdout and "m.pt" in result.stdout
     hints = {
         name: typing.get_type_hints(command, include_extras=True)
-        for name, command in (("run", commands.run), ("inspect", commands.inspect_command))
+        for name, command in (
+            ("run", run_command.run),
+            ("inspect", inspect_command.inspect_command),
+        )
     }
     for option in ("data", "params", "utils", "activation", "negative_slope", "loss", "dtype"):
         assert hints["run"][option] == hints["inspect"][option], option
@@ -135,7 +138,7 @@ def test_inspect_computes_no_gradients(monkeypatch):
         raise AssertionError("inspect must not compute gradients")
 
     monkeypatch.setattr(checks, "run_checks", refuse)
-    monkeypatch.setattr(commands, "create_backend", refuse)
+    monkeypatch.setattr(run_command, "create_backend", refuse)
     result = runner.invoke(cli.app, ["inspect", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["problem"]["layers"] == [4, 6, 6, 6, 1]

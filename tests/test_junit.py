@@ -12,7 +12,7 @@ from gradcheck_cli import cli
 from gradcheck_cli.backends import create_backend
 from gradcheck_cli.backends.base import Backend
 from gradcheck_cli.backends.numpy_backprop import NumpyBackprop
-from gradcheck_cli.cli import commands
+from gradcheck_cli.cli import run_command
 from gradcheck_cli.outputs.junit import to_junit
 from gradcheck_cli.problem import Gradients, Problem
 from gradcheck_cli.verdict import CheckOptions, run_checks
@@ -72,7 +72,7 @@ def test_failing_backend_gives_exit_1_and_failures_with_numbers(tmp_path, monkey
     def fake_create(name, **options):
         return ScaledBackend("W2", 0.5) if name == "numpy" else create_backend(name, **options)
 
-    monkeypatch.setattr(commands, "create_backend", fake_create)
+    monkeypatch.setattr(run_command, "create_backend", fake_create)
     path = tmp_path / "gradcheck.xml"
     result = runner.invoke(cli.app, ["run", "--junit", str(path)])
     assert result.exit_code == 1

@@ -1,0 +1,166 @@
+"""The typer app and what every command shares: consoles, one-line errors, exit codes,
+progress. Library errors become flags and exit codes here, once."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from .. import __version__
+from ..errors import GradcheckError
+
+
+class _OneLineErrors(typer.Typer):
+    """The typer app, but a usage error (unknown option, bad choice) is one line on stderr
+    with exit 2, like every other bad input, instead of a boxed panel."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if "standalone_mode" in kwargs:  # a caller that handles errors itself
+            return super().__call__(*args, **kwargs)
+        try:
+            result = super().__call__(*args, standalone_mode=False, **kwargs)
+        except Exception as exc:
+            # typer's (vendored) click usage errors: duck-typed, their module path is private.
+            code = getattr(exc, "exit_code", None)
+            if hasattr(exc, "format_message") and isinstance(code, int):
+                command = getattr(getattr(exc, "ctx", None), "command_path", "gradcheck")
+                message = " ".join(str(exc.format_message()).split())
+                if not message:  # `gradcheck` alone: the help was printed, nothing to add
+                    sys.exit(code)
+                message = message.replace("Value error, ", "")  # pydantic's prefix on choices
+                stderr.print(
+                    f"[bold red]error:[/] {escape(message)} (see '{command} --help')",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                sys.exit(code)
+            raise
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+app = _OneLineErrors(
+    name="gradcheck",
+    help="Cross-validate neural-network gradients: NumPy backprop, PyTorch autograd, "
+    "nn.Sequential and finite differences.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stdout = Console()
+stderr = Console(stderr=True)
+
+
+class State:
+    debug = False
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one error line on stderr and exit."""
+    # Escaped: "[tool.gradcheck]" or a path like "runs[red]/" is text, not rich markup.
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+# Library arguments whose flag is not simply --name-with-dashes.
+_FLAGS = {"fd_mode": "--fd", "user function": "--user"}
+
+
+def flag(argument: str) -> str:
+    """The command-line flag of a library argument: rtol -> --rtol, fd_step -> --fd-step."""
+    return _FLAGS.get(argument, "--" + argument.replace("_", "-"))
+
+
+def as_flags(exc: GradcheckError) -> str:
+    """The error's message, with the library arguments it names said as flags."""
+    message = str(exc)
+    for argument in exc.arguments:
+        word = re.compile(rf"(?<![\w-]){re.escape(argument)}(?![\w-])")
+        message = word.sub(flag(argument), message, count=1)
+    return message
+
+
+@contextmanager
+def exit_codes() -> Iterator[None]:
+    """The one place errors become exit codes: GradcheckError -> its code, anything else -> 3."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort):
+        raise
+    except GradcheckError as exc:
+        fail(as_flags(exc), exc.exit_code)
+    except Exception as exc:  # an internal error: one line unless --debug
+        if State.debug:
+            traceback.print_exc()
+            raise typer.Exit(3) from None
+        fail(
+            f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 3
+        )
+
+
+# Finite differences that finish within this many seconds show no progress bar.
+PROGRESS_DELAY_S = 1.0
+
+
+@contextmanager
+def fd_progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A (done, total) callback drawing a progress bar on stderr once a run passes ~1 s."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("finite differences"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} evaluations"),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+    )
+    start = time.perf_counter()
+    task: list[TaskID] = []
+
+    def update(done: int, total: int) -> None:
+        if not task:
+            if time.perf_counter() - start < PROGRESS_DELAY_S:
+                return
+            bar.start()
+            task.append(bar.add_task("fd", total=total))
+        bar.update(task[0], completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if task:
+            bar.stop()
+
+
+def _version(value: bool) -> None:
+    if value:
+        stdout.print(f"gradcheck {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks of internal errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Cross-validate neural-network gradients."""
+    State.debug = debug

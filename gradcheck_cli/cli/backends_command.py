@@ -1,0 +1,12 @@
+"""`gradcheck backends`: the available gradient backends."""
+
+from __future__ import annotations
+
+from ..backends import BUILTIN_BACKENDS
+from .application import stdout
+
+
+def list_backends() -> None:
+    """List the available gradient backends."""
+    for name, (_, _, description) in BUILTIN_BACKENDS.items():
+        stdout.print(f"[bold]{name:<18}[/] {description}", highlight=False)

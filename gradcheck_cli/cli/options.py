@@ -1,0 +1,110 @@
+"""The options `run` and `inspect` share, with choices taken from the core's tables."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
+
+import typer
+from rich.markup import escape
+
+from ..fd import FD_MODES
+from ..nn import ACTIVATIONS, LOSSES
+from ..problem import DTYPES
+from .application import stderr
+
+if TYPE_CHECKING:
+    from ..problem import Problem
+
+
+def _choices(name: str, values: Iterable[str]) -> Any:
+    """A str Enum of the names in a core table, so the CLI's choices follow the tables."""
+    return Enum(name, {v.replace("-", "_"): v for v in values}, type=str)
+
+
+if TYPE_CHECKING:  # to mypy they are str enums; at run time they are built from the tables
+
+    class _Choice(str, Enum):
+        """A choice among a core table's names."""
+
+    Activation: TypeAlias = _Choice
+    Loss: TypeAlias = _Choice
+    DType: TypeAlias = _Choice
+    FDMode: TypeAlias = _Choice
+else:
+    Activation = _choices("Activation", ACTIVATIONS)
+    Loss = _choices("Loss", LOSSES)
+    DType = _choices("DType", DTYPES)
+    FDMode = _choices("FDMode", FD_MODES)
+
+
+# Loading options shared by `run` and `inspect`: declared once here, used by both commands.
+DataOption = Annotated[
+    Path | None,
+    typer.Option(
+        help=".npz with X and T (may also hold W0.., B0..), or .csv with a header row "
+        "(columns T, T0, T1.. are targets, the rest X). Default: the bundled exercise problem."
+    ),
+]
+ParamsOption = Annotated[
+    Path | None,
+    typer.Option(
+        help=".npz with W0.., B0.., or a .pt/.pth state_dict of an nn.Sequential of Linear "
+        "layers (overrides those in --data)."
+    ),
+]
+UtilsOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Python file with getdata() -> (X, T) and getparams() -> (W, B), as in the "
+        "exercise. This RUNS the file's code: use only files you trust. Not with --data/--params."
+    ),
+]
+ActivationOption = Annotated[Activation, typer.Option(help="Hidden-layer activation.")]
+NegativeSlopeOption = Annotated[
+    float, typer.Option(help="Slope of leaky-relu for negative inputs.")
+]
+LossOption = Annotated[Loss, typer.Option(help="Loss: mse = mean over all elements, sse = sum.")]
+DTypeOption = Annotated[
+    DType,
+    typer.Option(help="dtype the backends compute in; finite differences always use float64."),
+]
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+    github = "github"
+
+
+def load(
+    data: Path | None,
+    params: Path | None,
+    utils: Path | None,
+    activation: Activation,
+    loss: Loss,
+    dtype: DType,
+    negative_slope: float,
+) -> Problem:
+    """Load the problem of `run`/`inspect`; input warnings go to stderr, one line each."""
+    from ..inputs.loading import load_problem
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        problem = load_problem(
+            data,
+            params,
+            utils=utils,
+            activation=activation.value,
+            loss=loss.value,
+            dtype=dtype.value,
+            negative_slope=negative_slope,
+        )
+    for w in caught:
+        stderr.print(
+            f"[yellow]warning:[/] {escape(str(w.message))}", highlight=False, soft_wrap=True
+        )
+    return problem
