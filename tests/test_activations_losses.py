@@ -16,8 +16,7 @@ from gradcheck_cli.errors import InputError
 from gradcheck_cli.inputs.loading import make_problem
 from gradcheck_cli.nn import ACTIVATIONS, LOSSES
 from gradcheck_cli.verdict import CheckOptions, run_checks
-from tests.conftest import random_problem, torch_reference
-from tests.test_checks import ScaledBackend
+from tests.helpers import ScaledBackend, random_problem, torch_reference
 
 # float64 implementations of the same network differ only by rounding.
 FLOAT64_AGREEMENT_RTOL = 1e-10

@@ -10,25 +10,9 @@ from rich.console import Console
 
 import gradcheck_cli
 from gradcheck_cli.errors import InputError
-from tests.conftest import random_problem, torch_reference
+from tests.helpers import forgot_the_mean, my_backprop, random_problem, torch_reference
 
 CORPUS = Path(__file__).resolve().parent / "user_corpus"
-
-
-def my_backprop(W, B, A, Y, T):
-    """A correct exercise-form function, written in the test."""
-    delta = 2 * (Y - T) / Y.size
-    DW, DB = [None] * len(W), [None] * len(W)
-    for i in reversed(range(len(W))):
-        DW[i], DB[i] = A[i].T @ delta, delta.sum(axis=0)
-        if i:
-            delta = (delta @ W[i].T) * (A[i] > 0)
-    return DW, DB
-
-
-def forgot_the_mean(W, B, A, Y, T):
-    DW, DB = my_backprop(W, B, A, Y, T)
-    return [d * Y.size for d in DW], [d * Y.size for d in DB]
 
 
 def test_check_a_correct_function_object():

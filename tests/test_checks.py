@@ -13,29 +13,16 @@ from gradcheck_cli.inputs.loading import make_problem
 from gradcheck_cli.outputs.verdicts import unresolved_text
 from gradcheck_cli.problem import Gradients, Problem
 from gradcheck_cli.verdict import CheckOptions, run_checks
-
-
-class ScaledBackend(Backend):
-    """The NumPy backend with one parameter's gradient scaled: a deliberate mistake."""
-
-    name = "scaled"
-
-    def __init__(self, param: str = "W1", factor: float = 2.0) -> None:
-        self.param, self.factor = param, factor
-
-    def gradients(self, problem: Problem) -> Gradients:
-        g = NumpyBackprop().gradients(problem)
-        dW, dB = list(g.dW), list(g.dB or ())
-        target = dW if self.param[0] == "W" else dB
-        target[int(self.param[1:])] = target[int(self.param[1:])] * self.factor
-        return Gradients(g.loss, tuple(dW), tuple(dB))
-
-
-class RaisingBackend(Backend):
-    name = "raising"
-
-    def gradients(self, problem: Problem) -> Gradients:
-        raise ZeroDivisionError("boom")
+from tests.helpers import (
+    RaisingBackend,
+    ScaledBackend,
+    builtin_backends,
+    near_convergence,
+    near_kink_float32,
+    network_output,
+    random_problem,
+    zero_row_problem,
+)
 
 
 class WrongShapeBackend(Backend):
@@ -46,12 +33,8 @@ class WrongShapeBackend(Backend):
         return Gradients(g.loss, (g.dW[0].T, *g.dW[1:]), g.dB)
 
 
-def builtins() -> list[Backend]:
-    return [create_backend(n) for n in backend_names()]
-
-
 def test_builtins_pass_on_exercise_problem(exercise_problem):
-    report = run_checks(exercise_problem, builtins())
+    report = run_checks(exercise_problem, builtin_backends())
     assert report.ok
     assert report.finite_difference is not None
     assert report.finite_difference.checked == exercise_problem.parameter_count == 121
@@ -66,7 +49,7 @@ def test_builtins_pass_on_exercise_problem(exercise_problem):
 
 
 def test_a_wrong_gradient_fails_and_names_the_parameter(exercise_problem):
-    report = run_checks(exercise_problem, [*builtins(), ScaledBackend("W1", 2.0)])
+    report = run_checks(exercise_problem, [*builtin_backends(), ScaledBackend("W1", 2.0)])
     assert not report.ok
     wrong = report.backend("scaled")
     assert not wrong.ok
@@ -114,7 +97,7 @@ def test_fd_off_with_one_backend_is_a_usage_error(exercise_problem):
 
 
 def test_json_has_every_design_key(exercise_problem):
-    d = run_checks(exercise_problem, builtins()).to_dict()
+    d = run_checks(exercise_problem, builtin_backends()).to_dict()
     assert {"ok", "problem", "backends", "agreement", "finite_difference", "timings"} <= set(d)
     assert d["problem"] == {
         "layers": [4, 6, 6, 6, 1],
@@ -163,11 +146,9 @@ def test_float32_unit_at_a_kink_does_not_hide_a_wrong_gradient(exercise_problem)
     # Z0[2, 0] = 1e-9: float32 puts this ReLU unit on the other side of its kink, which
     # moves W0[:, 0] by up to 2e-2. That jump used to count as float32 noise for every entry
     # of W0 (10 x 2e-2 allowed), so W0 doubled passed; it is now allowed at those entries only.
-    from tests.test_precision import near_kink_float32
-
     problem = near_kink_float32(exercise_problem)
     for factor in (2.0, 1.01):
-        report = run_checks(problem, [*builtins(), ScaledBackend("W0", factor)])
+        report = run_checks(problem, [*builtin_backends(), ScaledBackend("W0", factor)])
         assert all(report.backend(n).ok for n in backend_names()), factor
         assert [p.name for p in report.backend("scaled").params if not p.ok] == ["W0"], factor
 
@@ -176,22 +157,18 @@ def test_float32_near_convergence_passes_in_directional_mode_too(exercise_proble
     # Targets 1e-5 from the output: float32 loses digits to cancellation in Y - T. Full mode
     # allows the measured noise per entry; directional mode ignored it and failed correct
     # float32 backends. It now sums the same per-entry allowance along each direction.
-    from tests.test_precision import _output
-
     p = exercise_problem
-    near = make_problem(p.X, _output(p) + 1e-5, p.weights, p.biases, dtype="float32")
+    near = make_problem(p.X, network_output(p) + 1e-5, p.weights, p.biases, dtype="float32")
     options = CheckOptions(fd_mode="directional", seed=0)
-    report = run_checks(near, [*builtins(), ScaledBackend("W1", 2.0)], options)
+    report = run_checks(near, [*builtin_backends(), ScaledBackend("W1", 2.0)], options)
     assert [r.name for r in report.backends if not r.ok] == ["scaled"]
 
 
 def test_float32_noise_that_hides_mistakes_is_reported(exercise_problem):
     # 1e-6 from convergence, float32 rounding is tens of percent of the gradient: a
     # float32 check cannot see a factor 1.2 there, and must say so rather than pass quietly.
-    from tests.test_precision import _output
-
     p = exercise_problem
-    near = make_problem(p.X, _output(p) + 1e-6, p.weights, p.biases, dtype="float32")
+    near = make_problem(p.X, network_output(p) + 1e-6, p.weights, p.biases, dtype="float32")
     notes = run_checks(near, [create_backend("numpy")]).notes
     assert any("rerun with --dtype float64" in n for n in notes), notes
     plain = run_checks(p.with_dtype("float32"), [create_backend("numpy")])
@@ -224,10 +201,8 @@ def test_relu_derivative_convention_at_an_exact_zero_is_not_a_failure(exercise_p
     # A zero input row and zero first-layer biases put Z0[5, :] exactly at the kink, where
     # relu'(0) = 1 is as right as 0. That convention used to fail on B0; a real mistake in
     # B0 (or elsewhere) still fails.
-    from tests.test_precision import zero_row_problem
-
     problem = zero_row_problem(exercise_problem)
-    backends = [*builtins(), ReluStepAtZeroBackend(), ScaledBackend("B0", 2.0)]
+    backends = [*builtin_backends(), ReluStepAtZeroBackend(), ScaledBackend("B0", 2.0)]
     report = run_checks(problem, backends)
     assert [r.name for r in report.backends if not r.ok] == ["scaled"]
     assert [p.name for p in report.backend("scaled").params if not p.ok] == ["B0"]
@@ -252,12 +227,10 @@ def test_default_atol_scales_with_each_parameter_vanishing_gradients():
     # A 10-layer sigmoid network in float32: W0's gradient is ~1e-6 of the last layers'.
     # With one atol of 1e-5 x the largest entry overall, W0 doubled passed; each parameter's
     # default atol now scales with its own largest entry.
-    from tests.conftest import random_problem
-
     problem = random_problem(
         [5] + [8] * 9 + [1], samples=16, seed=6, activation="sigmoid", dtype="float32"
     )
-    report = run_checks(problem, [*builtins(), ScaledBackend("W0", 2.0)])
+    report = run_checks(problem, [*builtin_backends(), ScaledBackend("W0", 2.0)])
     assert [r.name for r in report.backends if not r.ok] == ["scaled"]
     assert [p.name for p in report.backend("scaled").params if not p.ok] == ["W0"]
     # An explicit --atol stays absolute, for every parameter.
@@ -267,21 +240,10 @@ def test_default_atol_scales_with_each_parameter_vanishing_gradients():
     assert not loose.ok and "W0" in loose.unresolved
 
 
-def _near_convergence(problem, distance):
-    """The same network with targets `distance` from its output: a tiny residual Y - T."""
-    A = problem.X
-    for i, (w, b) in enumerate(zip(problem.weights, problem.biases)):
-        A = A @ w + b
-        if i < problem.depth - 1:
-            A = np.maximum(A, 0.0)
-    T = A + distance * np.random.default_rng(1).standard_normal(A.shape)
-    return make_problem(problem.X, T, problem.weights, problem.biases, dtype=problem.dtype)
-
-
 def test_a_reference_that_cannot_see_a_factor_2_is_inconclusive_not_a_pass(exercise_problem):
     # float32 with residuals of 1e-7: rounding alone is off by more than the gradient, so a
     # half-MSE gradient would pass. The run must fail as inconclusive and say why.
-    problem = _near_convergence(exercise_problem.with_dtype("float32"), 1e-7)
+    problem = near_convergence(exercise_problem.with_dtype("float32"), 1e-7)
     report = run_checks(problem, [create_backend("numpy"), ScaledBackend("W1", 0.5)])
     assert not report.ok
     assert report.unresolved
@@ -308,5 +270,5 @@ def test_a_step_too_small_for_the_reference_is_inconclusive(exercise_problem):
 
 
 def test_a_fully_resolved_run_has_no_unresolved_parameters(exercise_problem):
-    report = run_checks(exercise_problem, builtins())
+    report = run_checks(exercise_problem, builtin_backends())
     assert report.ok and report.unresolved == {}

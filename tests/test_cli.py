@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from gradcheck_cli import cli
 from gradcheck_cli.backends import create_backend
 from gradcheck_cli.cli import run_command
-from tests.test_checks import ScaledBackend
+from tests.helpers import ScaledBackend
 
 runner = CliRunner()
 

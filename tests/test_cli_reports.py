@@ -9,23 +9,11 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from gradcheck_cli import cli
+from tests.helpers import UNSUMMED_BIAS
 
 runner = CliRunner()
 
 CORPUS = Path(__file__).parent / "user_corpus"
-
-# Correct weights, but the bias gradients are not summed over the batch: shape (N, out).
-UNSUMMED_BIAS = """
-def back_propagation(W, B, A, Y, T):
-    d = 2 * (Y - T) / Y.size
-    DW, DB = [None] * len(W), [None] * len(W)
-    for i in reversed(range(len(W))):
-        DW[i] = A[i].T @ d
-        DB[i] = d
-        if i:
-            d = (d @ W[i].T) * (A[i] > 0)
-    return DW, DB
-"""
 
 
 def _run(tmp_path: Path, *extra: str):

@@ -11,7 +11,6 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from gradcheck_cli import cli
-from gradcheck_cli.backends.base import Backend
 from gradcheck_cli.backends.numpy_backprop import NumpyBackprop
 from gradcheck_cli.cli import application
 from gradcheck_cli.fd import (
@@ -24,10 +23,9 @@ from gradcheck_cli.fd import (
     rounding_error,
 )
 from gradcheck_cli.inputs.loading import make_problem
-from gradcheck_cli.problem import Gradients, Problem
+from gradcheck_cli.problem import Problem
 from gradcheck_cli.verdict import CheckOptions, run_checks
-from tests.conftest import random_problem, torch_reference
-from tests.test_checks import ScaledBackend
+from tests.helpers import EntryOff, ScaledBackend, random_problem, torch_by_name
 
 
 def test_central_difference_of_known_functions():
@@ -75,30 +73,6 @@ KINK_RTOL = 1e-6
 # measured against max(|g|, 1e-3) so entries near zero do not dominate.
 ORDER4_REL = 5e-9
 runner = CliRunner()
-
-
-def torch_by_name(problem: Problem) -> dict[str, np.ndarray]:
-    """The independent torch autograd gradient, keyed W0.., B0..."""
-    _, dW, dB = torch_reference(problem)
-    return {**{f"W{i}": w for i, w in enumerate(dW)}, **{f"B{i}": b for i, b in enumerate(dB)}}
-
-
-class EntryOff(Backend):
-    """The NumPy backend with one entry moved by `delta`: a single wrong entry."""
-
-    name = "entry-off"
-
-    def __init__(self, param: str, index: tuple[int, ...], delta: float) -> None:
-        self.param, self.index, self.delta = param, index, delta
-
-    def gradients(self, problem: Problem) -> Gradients:
-        g = NumpyBackprop().gradients(problem)
-        named = {n: np.array(a) for n, a in g.by_name().items()}
-        named[self.param][self.index] += self.delta
-        k = problem.depth
-        return Gradients(
-            g.loss, tuple(named[f"W{i}"] for i in range(k)), tuple(named[f"B{i}"] for i in range(k))
-        )
 
 
 @pytest.mark.parametrize("loss", LOSSES)
@@ -306,7 +280,6 @@ def test_directional_localised_entry_reports_the_per_entry_relative_error(exerci
     # as in full mode (it used to be divided by the backend's own value: 1.0).
     from gradcheck_cli.backends import create_backend
     from gradcheck_cli.verdict import CheckOptions, run_checks
-    from tests.test_checks import ScaledBackend
 
     report = run_checks(
         exercise_problem,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,7 +10,6 @@ from typer.testing import CliRunner
 
 from gradcheck_cli import cli
 from gradcheck_cli.backends import create_backend
-from gradcheck_cli.cli import run_command
 from gradcheck_cli.outputs.github import (
     annotation_lines,
     escape_data,
@@ -20,27 +18,9 @@ from gradcheck_cli.outputs.github import (
     workflow_command,
 )
 from gradcheck_cli.verdict import run_checks
-from tests.test_checks import RaisingBackend, ScaledBackend
+from tests.helpers import RaisingBackend, parse_command, wrong_numpy
 
 runner = CliRunner()
-COMMAND = re.compile(r"^::(?P<level>error|warning|notice)(?: (?P<props>[^:]*))?::(?P<data>.*)$")
-
-
-def unescape(text: str) -> str:
-    """The runner's decoding of workflow-command values, written independently of the package."""
-    for code, char in (("%0D", "\r"), ("%0A", "\n"), ("%3A", ":"), ("%2C", ","), ("%25", "%")):
-        text = text.replace(code, char)
-    return text
-
-
-def parse_command(line: str) -> tuple[str, dict[str, str], str]:
-    match = COMMAND.match(line)
-    assert match, line
-    props = {}
-    for pair in filter(None, (match.group("props") or "").split(",")):
-        key, value = pair.split("=", 1)
-        props[key] = unescape(value)
-    return match.group("level"), props, unescape(match.group("data"))
 
 
 def test_escaping_follows_the_actions_toolkit():
@@ -56,13 +36,6 @@ def test_workflow_command_round_trips_and_stays_on_one_line(message, title):
     assert "\n" not in line and "\r" not in line
     level, props, data = parse_command(line)
     assert (level, props, data) == ("error", {"title": title}, message)
-
-
-def wrong_numpy(monkeypatch):
-    def fake_create(name, **options):
-        return ScaledBackend("W2", 0.5) if name == "numpy" else create_backend(name, **options)
-
-    monkeypatch.setattr(run_command, "create_backend", fake_create)
 
 
 def test_format_github_annotates_a_failing_backend(monkeypatch):

@@ -16,8 +16,7 @@ from gradcheck_cli import verdict as checks
 from gradcheck_cli.cli import inspect_command, run_command
 from gradcheck_cli.inputs.inspection import inspect_problem
 from gradcheck_cli.inputs.loading import load_problem, make_problem
-from tests.conftest import torch_reference
-from tests.test_loading import arrays, data_of, sequential_for
+from tests.helpers import arrays, data_of, sequential_for, torch_reference
 
 runner = CliRunner()
 

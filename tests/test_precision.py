@@ -8,6 +8,7 @@ import torch
 
 from gradcheck_cli.inputs.loading import make_problem
 from gradcheck_cli.verdict.precision import rounding_noise
+from tests.helpers import near_kink_float32, network_output, zero_row_problem
 
 
 def test_float64_has_no_noise(exercise_problem):
@@ -38,33 +39,13 @@ def test_float32_noise_is_the_size_of_torchs_float32_error(exercise_problem):
     # Near convergence (targets 1e-4 from the output) float32 loses digits to cancellation;
     # the measured noise must grow with it, as torch's own float32 error does.
     p = exercise_problem
-    near = make_problem(p.X, _output(p) + 1e-4, p.weights, p.biases)
+    near = make_problem(p.X, network_output(p) + 1e-4, p.weights, p.biases)
     for problem in (p, near):
         noise = max(rounding_noise(problem.with_dtype("float32")).params.values())
         torch_error = _torch_float32_error(problem)
         assert noise > 0
         # Same order of magnitude as an independent float32 implementation's error.
         assert torch_error / 30 < noise < torch_error * 30
-
-
-def _output(problem) -> np.ndarray:
-    A = problem.X
-    for i, (w, b) in enumerate(zip(problem.weights, problem.biases)):
-        A = A @ w + b
-        if i < problem.depth - 1:
-            A = np.maximum(A, 0)
-    return A
-
-
-def near_kink_float32(problem, row: int = 2, unit: int = 0, z: float = 1e-9):
-    """`problem` in float32 with the pre-activation Z0[row, unit] moved to `z` (within float32
-    rounding of the ReLU kink; for the bundled problem float32 puts it on the other side)."""
-    Z0 = problem.X @ problem.weights[0] + problem.biases[0]
-    B0 = problem.biases[0].copy()
-    B0[unit] -= Z0[row, unit] - z
-    return make_problem(
-        problem.X, problem.T, problem.weights, [B0, *problem.biases[1:]], dtype="float32"
-    )
 
 
 def test_a_kink_flip_in_float32_is_per_entry_not_noise_of_the_whole_tensor(exercise_problem):
@@ -104,14 +85,6 @@ def _torch_dloss_dA1(problem) -> np.ndarray:
     ((A - torch.tensor(problem.T).reshape(A.shape)) ** 2).mean().backward()
     assert A1.grad is not None
     return A1.grad.numpy()
-
-
-def zero_row_problem(problem, row: int = 5):
-    """`problem` with X[row] = 0 and B0 = 0: every Z0[row, j] is exactly 0, at the ReLU kink."""
-    X = problem.X.copy()
-    X[row] = 0.0
-    B0 = np.zeros_like(problem.biases[0])
-    return make_problem(X, problem.T, problem.weights, [B0, *problem.biases[1:]])
 
 
 def test_float64_units_exactly_at_a_kink_get_their_flip_per_entry(exercise_problem):

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from gradcheck_cli.backends import backend_names, create_backend
 from gradcheck_cli.errors import InputError
-from tests.conftest import random_problem, torch_reference
+from tests.helpers import random_problem, torch_reference
 
 # Two float64 implementations of the same sums differ only by rounding.
 FLOAT64_AGREEMENT_RTOL = 1e-10

@@ -23,7 +23,7 @@ from gradcheck_cli.errors import InputError
 from gradcheck_cli.inputs.loading import load_problem
 from gradcheck_cli.problem import Problem
 from gradcheck_cli.verdict import run_checks
-from tests.conftest import random_problem
+from tests.helpers import random_problem
 
 CORPUS = Path(__file__).resolve().parent.parent / "user_corpus"
 FORMS = ("exercise", "general")
