@@ -6,6 +6,7 @@ Nothing here is a test; test modules import from here, never from each other.
 
 from __future__ import annotations
 
+import itertools
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -21,6 +22,7 @@ from gradcheck_cli.backends.base import Backend
 from gradcheck_cli.backends.numpy_backprop import NumpyBackprop
 from gradcheck_cli.cli import run_command
 from gradcheck_cli.inputs.loading import make_problem
+from gradcheck_cli.nn import ACTIVATIONS, LOSSES
 from gradcheck_cli.problem import Gradients, Problem
 
 runner = CliRunner()
@@ -30,6 +32,10 @@ USER_CORPUS = Path(__file__).resolve().parent / "user_corpus"
 
 # ----------------------------------------------------------------------------------------------
 # Problems, and their gradients by torch autograd written here independently of the package
+
+# Every activation with every loss, on a small network with two hidden layers.
+ACTIVATION_LOSS_PAIRS = list(itertools.product(ACTIVATIONS, LOSSES))
+ACTIVATION_LOSS_LAYERS = [3, 5, 4, 3]
 
 
 def random_problem(

@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gradcheck_cli import cli, load_problem, run_checks
+from gradcheck_cli import cli, load_problem
 from gradcheck_cli.backends import create_backend
-from gradcheck_cli.errors import InputError
-from gradcheck_cli.verdict import CheckOptions, relative_errors
 
 runner = CliRunner()
 
@@ -43,12 +41,6 @@ def test_bad_numeric_option_exits_2_with_one_line(args, message):
     assert result.stderr.strip() == f"error: {message}"
 
 
-def test_run_checks_refuses_nan_tolerance_from_the_library():
-    problem = load_problem()
-    with pytest.raises(InputError, match=r"^rtol must be a finite number"):
-        run_checks(problem, [create_backend("numpy")], CheckOptions(rtol=float("nan")))
-
-
 def test_atol_zero_gives_finite_errors_and_strict_json():
     # W1[4, 2] of the bundled problem is exactly 0 in every backend and in the reference
     # (a dead unit); with --atol 0 its relative error was 0/0 = NaN, and the JSON said NaN.
@@ -58,12 +50,6 @@ def test_atol_zero_gives_finite_errors_and_strict_json():
     errors = [p["max_rel_err"] for p in report["backends"][0]["params"]]
     assert all(np.isfinite(e) for e in errors), errors
     assert "RuntimeWarning" not in result.stderr
-
-
-def test_relative_errors_of_two_exact_zeros_is_zero():
-    values = np.array([0.0, 1.0, 0.0])
-    reference = np.array([0.0, 1.5, 2.0])
-    assert relative_errors(values, reference, 0.0).tolist() == [0.0, 0.5 / 1.5, 1.0]
 
 
 def _refuse_constant(name: str) -> float:
