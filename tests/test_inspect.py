@@ -14,8 +14,7 @@ from typer.testing import CliRunner
 from gradcheck_cli import cli
 from gradcheck_cli import verdict as checks
 from gradcheck_cli.cli import inspect_command, run_command
-from gradcheck_cli.inputs.inspection import inspect_problem
-from gradcheck_cli.inputs.loading import load_problem, make_problem
+from gradcheck_cli.inputs.loading import load_problem
 from tests.helpers import arrays, data_of, sequential_for, torch_reference
 
 runner = CliRunner()
@@ -65,18 +64,6 @@ def test_inspect_json_statistics_match_hand_computed_values(tmp_path):
     ]
     # Output = relu(Z0) @ W1 + B1 = [2.5, 8.5, 14.5]; mse against T.
     assert report["loss_value"] == pytest.approx(((1.5**2) + (9.5**2) + (11.5**2)) / 3)
-
-
-def test_dead_units_are_only_counted_for_piecewise_activations():
-    rng = np.random.default_rng(0)
-    X = np.abs(rng.standard_normal((4, 2)))
-    W = [-np.ones((2, 3)), np.ones((3, 1))]  # X >= 0, so every hidden pre-activation is < 0
-    B = [np.zeros(3), np.zeros(1)]
-    T = np.zeros((4, 1))
-    relu = inspect_problem(make_problem(X, T, W, B, activation="relu"))
-    tanh = inspect_problem(make_problem(X, T, W, B, activation="tanh"))
-    assert relu.hidden[0].dead_units == 3
-    assert tanh.hidden[0].dead_units == 0
 
 
 @pytest.mark.parametrize("activation, loss", [("tanh", "sse"), ("sigmoid", "bce")])
