@@ -1,18 +1,13 @@
-"""gradcheck_cli.check(): the notebook API, its Report repr and its rich/HTML rendering."""
+"""gradcheck_cli.check(): functions, FILE:FUNC specs and arrays in, backends by name, a Report."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from rich.console import Console
 
 import gradcheck_cli
 from gradcheck_cli.errors import InputError
-from tests.helpers import forgot_the_mean, my_backprop, random_problem, torch_reference
-
-CORPUS = Path(__file__).resolve().parent / "user_corpus"
+from tests.helpers import USER_CORPUS, forgot_the_mean, my_backprop, random_problem, torch_reference
 
 
 def test_check_a_correct_function_object():
@@ -33,20 +28,6 @@ def test_check_a_wrong_function_names_the_mistake():
     )
 
 
-def test_rich_and_html_rendering():
-    report = gradcheck_cli.check(forgot_the_mean, backends=["numpy"])
-    console = Console(record=True, width=200, file=None)
-    with console.capture() as capture:
-        console.print(report)  # uses Report.__rich__
-    text = capture.get()
-    assert "✗  forgot_the_mean" in text and "1 of 2 backends failed" in text
-    assert "1/N of the mean" in text
-    html = report._repr_html_()
-    # A fragment for Jupyter's page: no document, no global styles.
-    assert html.lstrip().startswith("<pre") and "forgot_the_mean" in html
-    assert "<html" not in html and "<body" not in html and "<style" not in html
-
-
 def test_arrays_as_data_and_params_match_torch():
     problem = random_problem([3, 4, 2], samples=5, seed=4)
     report = gradcheck_cli.check(
@@ -63,7 +44,7 @@ def test_arrays_as_data_and_params_match_torch():
 
 def test_file_spec_and_duplicate_names():
     report = gradcheck_cli.check(
-        f"{CORPUS / 'correct.py'}:general", my_backprop, my_backprop, backends=["numpy"]
+        f"{USER_CORPUS / 'correct.py'}:general", my_backprop, my_backprop, backends=["numpy"]
     )
     assert [b.name for b in report.backends] == [
         "numpy",

@@ -9,11 +9,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from gradcheck_cli import cli
-from tests.helpers import UNSUMMED_BIAS
+from tests.helpers import UNSUMMED_BIAS, USER_CORPUS
 
 runner = CliRunner()
-
-CORPUS = Path(__file__).parent / "user_corpus"
 
 
 def _run(tmp_path: Path, *extra: str):
@@ -74,7 +72,7 @@ def test_directional_junit_does_not_pass_parameters_it_did_not_check(tmp_path):
     # Directional mode localises one entry; the other parameters of a half-MSE backend (all
     # wrong by 0.5) used to be passing testcases.
     junit = tmp_path / "junit.xml"
-    user = f"{CORPUS / 'half_mse.py'}:general"
+    user = f"{USER_CORPUS / 'half_mse.py'}:general"
     args = ["run", "-b", "numpy", "--user", user, "--fd", "directional", "--junit", str(junit)]
     result = runner.invoke(cli.app, args)
     assert result.exit_code == 1, result.output

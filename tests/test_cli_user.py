@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from typer.testing import CliRunner
 
 from gradcheck_cli import cli
+from tests.helpers import USER_CORPUS
 
-CORPUS = Path(__file__).resolve().parent / "user_corpus"
 runner = CliRunner()
 
 
 def test_correct_user_function_exits_0():
-    result = runner.invoke(cli.app, ["run", "--user", f"{CORPUS / 'correct.py'}:exercise"])
+    result = runner.invoke(cli.app, ["run", "--user", f"{USER_CORPUS / 'correct.py'}:exercise"])
     assert result.exit_code == 0, result.output
     assert "✓  correct.py:exercise" in result.stdout  # its own row, named file:function
     assert "all 4 backends agree" in result.stdout
@@ -22,7 +21,7 @@ def test_correct_user_function_exits_0():
 
 def test_wrong_user_function_exits_1_and_names_the_mistake():
     result = runner.invoke(
-        cli.app, ["run", "--json", "--user", f"{CORPUS / 'transposed_square.py'}:exercise"]
+        cli.app, ["run", "--json", "--user", f"{USER_CORPUS / 'transposed_square.py'}:exercise"]
     )
     assert result.exit_code == 1
     report = json.loads(result.stdout)
@@ -37,7 +36,7 @@ def test_wrong_user_function_exits_1_and_names_the_mistake():
 def test_unsummed_bias_in_json_is_error_plus_hints():
     result = runner.invoke(
         cli.app,
-        ["run", "--json", "-b", "numpy", "--user", f"{CORPUS / 'bias_not_summed.py'}:general"],
+        ["run", "--json", "-b", "numpy", "--user", f"{USER_CORPUS / 'bias_not_summed.py'}:general"],
     )
     assert result.exit_code == 1
     user = json.loads(result.stdout)["backends"][-1]
@@ -53,9 +52,9 @@ def test_two_user_functions_and_text_hints():
             "-b",
             "numpy",
             "--user",
-            f"{CORPUS / 'sign_flipped.py'}:general",
+            f"{USER_CORPUS / 'sign_flipped.py'}:general",
             "--user",
-            f"{CORPUS / 'correct.py'}:general",
+            f"{USER_CORPUS / 'correct.py'}:general",
         ],
         env={"COLUMNS": "200"},
     )
@@ -67,8 +66,8 @@ def test_two_user_functions_and_text_hints():
 def test_missing_file_or_function_exits_2():
     for spec, message in [
         ("nowhere.py:f", "--user nowhere.py: no such file"),
-        (f"{CORPUS / 'correct.py'}:nope", "no function 'nope' in that file"),
-        (f"{CORPUS / 'correct.py'}", "expected FILE:FUNC"),
+        (f"{USER_CORPUS / 'correct.py'}:nope", "no function 'nope' in that file"),
+        (f"{USER_CORPUS / 'correct.py'}", "expected FILE:FUNC"),
     ]:
         result = runner.invoke(cli.app, ["run", "--user", spec])
         assert result.exit_code == 2, spec
@@ -77,7 +76,7 @@ def test_missing_file_or_function_exits_2():
 
 
 def test_same_user_function_twice_exits_2():
-    spec = f"{CORPUS / 'correct.py'}:general"
+    spec = f"{USER_CORPUS / 'correct.py'}:general"
     result = runner.invoke(cli.app, ["run", "--user", spec, "--user", spec])
     assert result.exit_code == 2
     assert "--user given twice: correct.py:general" in result.stderr
@@ -86,7 +85,15 @@ def test_same_user_function_twice_exits_2():
 def test_show_prints_the_parameter_entry_by_entry():
     result = runner.invoke(
         cli.app,
-        ["run", "-b", "numpy", "--user", f"{CORPUS / 'one_unit_wrong.py'}:general", "--show", "W1"],
+        [
+            "run",
+            "-b",
+            "numpy",
+            "--user",
+            f"{USER_CORPUS / 'one_unit_wrong.py'}:general",
+            "--show",
+            "W1",
+        ],
         env={"COLUMNS": "200"},
     )
     assert result.exit_code == 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 from typer.testing import CliRunner
@@ -11,17 +10,16 @@ from typer.testing import CliRunner
 import gradcheck_cli
 from gradcheck_cli import cli
 from gradcheck_cli.fd import FULL_MODE_MAX_PARAMETERS
+from tests.helpers import USER_CORPUS
 
 runner = CliRunner()
-
-CORPUS = Path(__file__).parent / "user_corpus"
 
 
 def test_same_file_name_in_two_folders_runs_both(tmp_path, monkeypatch):
     # A TA checking each student's backprop.py got "--user given twice: backprop.py:exercise".
     for student, source in (("alice", "correct.py"), ("bob", "half_mse.py")):
         (tmp_path / student).mkdir()
-        (tmp_path / student / "backprop.py").write_text((CORPUS / source).read_text())
+        (tmp_path / student / "backprop.py").write_text((USER_CORPUS / source).read_text())
     monkeypatch.chdir(tmp_path)
     users = ["--user", "alice/backprop.py:exercise", "--user", "bob/backprop.py:exercise"]
     result = runner.invoke(cli.app, ["run", "-b", "numpy", "--json", *users])
@@ -35,7 +33,7 @@ def test_same_file_name_in_two_folders_runs_both(tmp_path, monkeypatch):
 
 
 def test_the_same_function_twice_is_still_bad_usage():
-    spec = f"{CORPUS / 'correct.py'}:exercise"
+    spec = f"{USER_CORPUS / 'correct.py'}:exercise"
     result = runner.invoke(cli.app, ["run", "-b", "numpy", "--user", spec, "--user", spec])
     assert result.exit_code == 2
     assert "--user given twice: correct.py:exercise" in result.stderr
@@ -43,7 +41,7 @@ def test_the_same_function_twice_is_still_bad_usage():
 
 def test_check_accepts_one_backend_name_as_a_string():
     # check(fn, backends="numpy") said "unknown backend 'n'" (the string read letter by letter).
-    report = gradcheck_cli.check(f"{CORPUS / 'correct.py'}:exercise", backends="numpy")
+    report = gradcheck_cli.check(f"{USER_CORPUS / 'correct.py'}:exercise", backends="numpy")
     assert [b.name for b in report.backends] == ["numpy", "correct.py:exercise"]
     assert report.ok
 
