@@ -7,6 +7,7 @@ import pytest
 
 import gradcheck_cli
 from gradcheck_cli.errors import InputError
+from gradcheck_cli.fd import FULL_MODE_MAX_PARAMETERS
 from tests.helpers import USER_CORPUS, forgot_the_mean, my_backprop, random_problem, torch_reference
 
 
@@ -63,3 +64,24 @@ def test_bad_arguments_are_input_errors():
         gradcheck_cli.check(my_backprop, problem=problem, data="d.npz")
     with pytest.raises(InputError, match="expected a function or 'FILE:FUNC'"):
         gradcheck_cli.check(42)
+
+
+def test_check_accepts_one_backend_name_as_a_string():
+    # check(fn, backends="numpy") said "unknown backend 'n'" (the string read letter by letter).
+    report = gradcheck_cli.check(f"{USER_CORPUS / 'correct.py'}:exercise", backends="numpy")
+    assert [b.name for b in report.backends] == ["numpy", "correct.py:exercise"]
+    assert report.ok
+
+
+def test_check_samples_finite_differences_on_a_large_network_like_the_cli():
+    # check() defaulted to fd="full", so a notebook on a big model ran every entry while
+    # `gradcheck run` (fd auto) sampled.
+    rng = np.random.default_rng(0)
+    X, T = rng.normal(size=(4, 300)), rng.normal(size=(4, 1))
+    W = [rng.normal(size=(300, 200)) / 17, rng.normal(size=(200, 1)) / 14]
+    B = [np.zeros(200), np.zeros(1)]
+    report = gradcheck_cli.check(data=(X, T), params=(W, B), backends=["numpy"])
+    assert report.problem.parameter_count > FULL_MODE_MAX_PARAMETERS
+    assert report.finite_difference is not None
+    assert report.finite_difference.mode == "sample"
+    assert report.ok
