@@ -1,4 +1,4 @@
-"""Shared fixtures: random problems and an independent torch autograd reference."""
+"""Fixtures for the whole suite (shared helpers are plain functions in tests/helpers.py)."""
 
 from __future__ import annotations
 

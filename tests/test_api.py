@@ -67,15 +67,15 @@ def test_bad_arguments_are_input_errors():
 
 
 def test_check_accepts_one_backend_name_as_a_string():
-    # check(fn, backends="numpy") said "unknown backend 'n'" (the string read letter by letter).
+    # backends="numpy" is one backend, not a string read letter by letter ("unknown backend 'n'").
     report = gradcheck_cli.check(f"{USER_CORPUS / 'correct.py'}:exercise", backends="numpy")
     assert [b.name for b in report.backends] == ["numpy", "correct.py:exercise"]
     assert report.ok
 
 
 def test_check_samples_finite_differences_on_a_large_network_like_the_cli():
-    # check() defaulted to fd="full", so a notebook on a big model ran every entry while
-    # `gradcheck run` (fd auto) sampled.
+    # check() chooses the finite-difference mode as `gradcheck run` does (fd auto): on a big
+    # model a notebook samples entries rather than running every one.
     rng = np.random.default_rng(0)
     X, T = rng.normal(size=(4, 300)), rng.normal(size=(4, 1))
     W = [rng.normal(size=(300, 200)) / 17, rng.normal(size=(200, 1)) / 14]

@@ -210,7 +210,8 @@ def load_config_from_table(table: dict, specs) -> dict:
 
 
 def test_an_explicit_pyproject_without_the_table_is_bad_input(tmp_path):
-    # --config pointing at a pyproject.toml without [tool.gradcheck] silently ran the defaults.
+    # --config names a file to be read: a pyproject.toml there without [tool.gradcheck] is an
+    # error, not a silent run with the defaults.
     path = tmp_path / "pyproject.toml"
     path.write_text('[tool.poetry]\nname = "x"\n')
     for command in ("run", "inspect"):

@@ -14,8 +14,8 @@ runner = CliRunner()
 
 
 def test_init_prints_a_command_that_works_for_a_path_with_a_space(tmp_path):
-    # `gradcheck init "my backprop.py"` printed `--user my backprop.py:...`, which the shell
-    # splits into two arguments.
+    # `gradcheck init "my backprop.py"` must quote the path it prints: the shell would split
+    # an unquoted `--user my backprop.py:...` into two arguments.
     path = tmp_path / "my backprop.py"
     result = runner.invoke(cli.app, ["init", str(path)], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output

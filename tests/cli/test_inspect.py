@@ -152,7 +152,7 @@ def _project(tmp_path):
 
 
 def test_inspect_uses_the_loading_options_of_tool_gradcheck(tmp_path, monkeypatch):
-    # inspect used to show the bundled 4-6-6-6-1 problem while run checked the configured one.
+    # inspect shows the problem that run checks: the configured one, not the bundled 4-6-6-6-1.
     _project(tmp_path)
     monkeypatch.chdir(tmp_path)
     shown = runner.invoke(cli.app, ["inspect", "--json"])

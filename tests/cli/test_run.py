@@ -121,15 +121,15 @@ def test_cli_bad_fd_options_exit_2(args, message):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        # --fd-step inf made every estimate NaN, and a half-MSE gradient passed (exit 0).
+        # --fd-step inf would make every estimate NaN, and let a half-MSE gradient pass (exit 0).
         (["--fd-step", "inf"], "--fd-step must be positive and finite, got inf"),
         (["--fd-step", "nan"], "--fd-step must be positive and finite, got nan"),
-        # A negative or NaN tolerance failed every backend (exit 1) or judged nothing.
+        # A negative or NaN tolerance would fail every backend (exit 1) or judge nothing.
         (["--rtol", "-1"], "--rtol must be a finite number >= 0, got -1.0"),
         (["--rtol", "nan"], "--rtol must be a finite number >= 0, got nan"),
         (["--rtol", "inf"], "--rtol must be a finite number >= 0, got inf"),
         (["--atol", "-1"], "--atol must be a finite number >= 0, got -1.0"),
-        # A negative seed crashed NumPy's generator: "internal error", exit 3.
+        # NumPy's generator refuses a negative seed: bad input, not an internal error (exit 3).
         (["--fd", "sample", "--seed", "-5"], "--seed must be >= 0, got -5"),
         (["--fd", "directional", "--seed", "-1"], "--seed must be >= 0, got -1"),
         (
@@ -147,7 +147,8 @@ def test_bad_numeric_option_exits_2_with_one_line(args, message):
 
 def test_atol_zero_gives_finite_errors_and_strict_json():
     # W1[4, 2] of the bundled problem is exactly 0 in every backend and in the reference
-    # (a dead unit); with --atol 0 its relative error was 0/0 = NaN, and the JSON said NaN.
+    # (a dead unit); with --atol 0 its relative error is 0/0, which must be finite: NaN is not
+    # strict JSON.
     result = runner.invoke(cli.app, ["run", "-b", "numpy", "--atol", "0", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout, parse_constant=_refuse_constant)
@@ -161,7 +162,7 @@ def _refuse_constant(name: str) -> float:
 
 
 def test_atol_help_says_the_default_scales_with_the_gradient():
-    # The help said "default: 1e-8 for float64", but the atol in force is 1e-8 x max|ref|.
+    # The atol in force is 1e-8 x max|ref|, not a fixed 1e-8, and the help says so.
     result = runner.invoke(cli.app, ["run", "--help"], env={"COLUMNS": "300"})
     assert "1e-8 x max|ref| for float64" in result.stdout
     report = json.loads(runner.invoke(cli.app, ["run", "-b", "numpy", "--json"]).stdout)

@@ -201,7 +201,8 @@ def test_invalid_return_is_not_called_raised(tmp_path):
 
 
 def test_junit_and_summary_on_the_same_file_is_bad_usage(tmp_path):
-    # The summary's Markdown was appended to the JUnit XML, which no CI could parse then.
+    # One file for both would get the summary's Markdown appended to the JUnit XML, which no
+    # CI could parse.
     path = tmp_path / "out.xml"
     result = runner.invoke(
         cli.app, ["run", "-b", "numpy", "--junit", str(path), "--summary", str(path)]
@@ -213,7 +214,7 @@ def test_junit_and_summary_on_the_same_file_is_bad_usage(tmp_path):
 
 def test_directional_junit_does_not_pass_parameters_it_did_not_check(tmp_path):
     # Directional mode localises one entry; the other parameters of a half-MSE backend (all
-    # wrong by 0.5) used to be passing testcases.
+    # wrong by 0.5) are failed or skipped testcases, never passing ones.
     junit = tmp_path / "junit.xml"
     user = f"{USER_CORPUS / 'half_mse.py'}:general"
     args = ["run", "-b", "numpy", "--user", user, "--fd", "directional", "--junit", str(junit)]
@@ -231,7 +232,8 @@ def test_directional_junit_does_not_pass_parameters_it_did_not_check(tmp_path):
 
 
 def test_directional_parameter_tables_show_the_shapes(tmp_path):
-    # The shape column was empty with --fd directional (no per-entry reference to take it from).
+    # --fd directional has no per-entry reference to take the shapes from; the tables still
+    # show them.
     summary = tmp_path / "summary.md"
     args = ["run", "-b", "numpy", "--fd", "directional", "--summary", str(summary)]
     result = runner.invoke(cli.app, args, env={"COLUMNS": "200"})

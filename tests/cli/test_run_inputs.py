@@ -189,7 +189,8 @@ def test_bad_targets_name_the_entry(tmp_path, loss, T, message):
 
 
 def test_overflowing_loss_is_bad_input_not_three_failed_backends(tmp_path):
-    # X of 1e200 overflowed the forward pass: every backend "failed" with NaN gradients (exit 1).
+    # X of 1e200 overflows the forward pass: bad input (exit 2), not three backends "failing"
+    # with NaN gradients (exit 1).
     problem = load_problem()
     path = tmp_path / "huge.npz"
     arrays = {"X": problem.X * 1e200, "T": problem.T}
@@ -206,7 +207,8 @@ def test_overflowing_loss_is_bad_input_not_three_failed_backends(tmp_path):
 
 
 def test_binary_file_as_utils_has_no_line_none(tmp_path):
-    # `--utils d.npz` said "line None: source code string cannot contain null bytes".
+    # `--utils d.npz`: the SyntaxError for null bytes has no line number, so the message
+    # must not say "line None".
     path = tmp_path / "d.npz"
     np.savez(path, X=np.zeros((2, 2)))
     result = runner.invoke(cli.app, ["run", "--utils", str(path)])
@@ -218,7 +220,8 @@ def test_binary_file_as_utils_has_no_line_none(tmp_path):
 
 
 def test_weights_saved_in_pytorch_layout_are_called_transposed(tmp_path):
-    # net[0].weight.numpy() is (out, in); the message only said "expected (4, ...)".
+    # net[0].weight.numpy() is (out, in): a weight saved that way is named as transposed, with
+    # the fix, rather than only "expected (4, ...)".
     problem = load_problem()
     path = tmp_path / "torch_layout.npz"
     arrays = {"X": problem.X, "T": problem.T}
@@ -244,8 +247,9 @@ def test_a_plain_shape_mismatch_does_not_claim_a_transpose(tmp_path):
 
 
 def test_error_messages_are_not_read_as_rich_markup(tmp_path):
-    # "[tool.gradcheck] must be a table" printed as " must be a table", and a folder named
-    # "runs[red]" vanished from a path (and turned the rest of the line red).
+    # Messages are plain text, not rich markup: read as markup, "[tool.gradcheck] must be a
+    # table" would print as " must be a table", and a folder named "runs[red]" would vanish
+    # from a path (and turn the rest of the line red).
     config = tmp_path / "gradcheck.toml"
     config.write_text("[tool]\ngradcheck = 3\n")
     result = runner.invoke(cli.app, ["run", "--config", str(config)])

@@ -84,7 +84,8 @@ def test_same_user_function_twice_exits_2():
 
 
 def test_same_file_name_in_two_folders_runs_both(tmp_path, monkeypatch):
-    # A TA checking each student's backprop.py got "--user given twice: backprop.py:exercise".
+    # A TA checks each student's backprop.py: the same file name in two folders is two
+    # functions, each named by its path, not "--user given twice".
     for student, source in (("alice", "correct.py"), ("bob", "half_mse.py")):
         (tmp_path / student).mkdir()
         (tmp_path / student / "backprop.py").write_text((USER_CORPUS / source).read_text())
@@ -108,7 +109,8 @@ def test_the_same_function_twice_is_still_bad_usage():
 
 
 def test_exercise_form_returning_three_values_says_so(tmp_path):
-    # (DW, DB, loss) from the exercise form was read as DW alone: "returned 3 arrays for DW".
+    # The exercise form returns DW or (DW, DB): (DW, DB, loss) is named as 3 values, not read as
+    # DW alone ("returned 3 arrays for DW").
     (tmp_path / "three.py").write_text(
         UNSUMMED_BIAS.replace("return DW, DB", "return DW, [b.sum(0) for b in DB], 0.5")
     )

@@ -40,7 +40,7 @@ def test_directional_mode_localises_a_single_wrong_entry(activation):
 
 def test_directional_localised_entry_reports_the_per_entry_relative_error(exercise_problem):
     # Halving W3: the localised entry's relative error is |g - ref| / max(|g|, |ref|) = 0.5,
-    # as in full mode (it used to be divided by the backend's own value: 1.0).
+    # as in full mode (divided by the backend's own value alone, it would be 1.0).
     report = run_checks(
         exercise_problem,
         [create_backend("numpy"), ScaledBackend("W3", 0.5)],

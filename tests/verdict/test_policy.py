@@ -51,8 +51,8 @@ def torch_reference_output(problem):
 
 def test_default_atol_scales_with_each_parameter_vanishing_gradients():
     # A 10-layer sigmoid network in float32: W0's gradient is ~1e-6 of the last layers'.
-    # With one atol of 1e-5 x the largest entry overall, W0 doubled passed; each parameter's
-    # default atol now scales with its own largest entry.
+    # One atol of 1e-5 x the largest entry overall would let W0 doubled pass, so each
+    # parameter's default atol scales with its own largest entry.
     problem = random_problem(
         [5] + [8] * 9 + [1], samples=16, seed=6, activation="sigmoid", dtype="float32"
     )

@@ -112,8 +112,8 @@ def test_float64_units_exactly_at_a_kink_get_their_flip_per_entry(exercise_probl
 
 def test_float32_unit_at_a_kink_does_not_hide_a_wrong_gradient(exercise_problem):
     # Z0[2, 0] = 1e-9: float32 puts this ReLU unit on the other side of its kink, which
-    # moves W0[:, 0] by up to 2e-2. That jump used to count as float32 noise for every entry
-    # of W0 (10 x 2e-2 allowed), so W0 doubled passed; it is now allowed at those entries only.
+    # moves W0[:, 0] by up to 2e-2. That jump is allowed at those entries only: as float32
+    # noise for every entry of W0 (10 x 2e-2 allowed), it would let W0 doubled pass.
     problem = near_kink_float32(exercise_problem)
     for factor in (2.0, 1.01):
         report = run_checks(problem, [*builtin_backends(), ScaledBackend("W0", factor)])
@@ -123,8 +123,8 @@ def test_float32_unit_at_a_kink_does_not_hide_a_wrong_gradient(exercise_problem)
 
 def test_float32_near_convergence_passes_in_directional_mode_too(exercise_problem):
     # Targets 1e-5 from the output: float32 loses digits to cancellation in Y - T. Full mode
-    # allows the measured noise per entry; directional mode ignored it and failed correct
-    # float32 backends. It now sums the same per-entry allowance along each direction.
+    # allows the measured noise per entry; directional mode sums the same per-entry allowance
+    # along each direction, or it would fail correct float32 backends.
     p = exercise_problem
     near = make_problem(p.X, network_output(p) + 1e-5, p.weights, p.biases, dtype="float32")
     options = CheckOptions(fd_mode="directional", seed=0)
@@ -156,8 +156,8 @@ class ReluStepAtZeroBackend(Backend):
 
 def test_relu_derivative_convention_at_an_exact_zero_is_not_a_failure(exercise_problem):
     # A zero input row and zero first-layer biases put Z0[5, :] exactly at the kink, where
-    # relu'(0) = 1 is as right as 0. That convention used to fail on B0; a real mistake in
-    # B0 (or elsewhere) still fails.
+    # relu'(0) = 1 is as right as 0: that convention passes on B0, while a real mistake in
+    # B0 (or elsewhere) fails.
     problem = zero_row_problem(exercise_problem)
     backends = [*builtin_backends(), ReluStepAtZeroBackend(), ScaledBackend("B0", 2.0)]
     report = run_checks(problem, backends)
