@@ -1,34 +1,14 @@
-"""gradcheck_cli.check(): the notebook API, its Report repr and its rich/HTML rendering."""
+"""gradcheck_cli.check(): functions, FILE:FUNC specs and arrays in, backends by name, a Report."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from rich.console import Console
 
 import gradcheck_cli
 from gradcheck_cli.errors import InputError
-from tests.conftest import random_problem, torch_reference
-
-CORPUS = Path(__file__).resolve().parent / "user_corpus"
-
-
-def my_backprop(W, B, A, Y, T):
-    """A correct exercise-form function, written in the test."""
-    delta = 2 * (Y - T) / Y.size
-    DW, DB = [None] * len(W), [None] * len(W)
-    for i in reversed(range(len(W))):
-        DW[i], DB[i] = A[i].T @ delta, delta.sum(axis=0)
-        if i:
-            delta = (delta @ W[i].T) * (A[i] > 0)
-    return DW, DB
-
-
-def forgot_the_mean(W, B, A, Y, T):
-    DW, DB = my_backprop(W, B, A, Y, T)
-    return [d * Y.size for d in DW], [d * Y.size for d in DB]
+from gradcheck_cli.fd import FULL_MODE_MAX_PARAMETERS
+from tests.helpers import USER_CORPUS, forgot_the_mean, my_backprop, random_problem, torch_reference
 
 
 def test_check_a_correct_function_object():
@@ -49,20 +29,6 @@ def test_check_a_wrong_function_names_the_mistake():
     )
 
 
-def test_rich_and_html_rendering():
-    report = gradcheck_cli.check(forgot_the_mean, backends=["numpy"])
-    console = Console(record=True, width=200, file=None)
-    with console.capture() as capture:
-        console.print(report)  # uses Report.__rich__
-    text = capture.get()
-    assert "✗  forgot_the_mean" in text and "1 of 2 backends failed" in text
-    assert "1/N of the mean" in text
-    html = report._repr_html_()
-    # A fragment for Jupyter's page: no document, no global styles.
-    assert html.lstrip().startswith("<pre") and "forgot_the_mean" in html
-    assert "<html" not in html and "<body" not in html and "<style" not in html
-
-
 def test_arrays_as_data_and_params_match_torch():
     problem = random_problem([3, 4, 2], samples=5, seed=4)
     report = gradcheck_cli.check(
@@ -79,7 +45,7 @@ def test_arrays_as_data_and_params_match_torch():
 
 def test_file_spec_and_duplicate_names():
     report = gradcheck_cli.check(
-        f"{CORPUS / 'correct.py'}:general", my_backprop, my_backprop, backends=["numpy"]
+        f"{USER_CORPUS / 'correct.py'}:general", my_backprop, my_backprop, backends=["numpy"]
     )
     assert [b.name for b in report.backends] == [
         "numpy",
@@ -98,3 +64,24 @@ def test_bad_arguments_are_input_errors():
         gradcheck_cli.check(my_backprop, problem=problem, data="d.npz")
     with pytest.raises(InputError, match="expected a function or 'FILE:FUNC'"):
         gradcheck_cli.check(42)
+
+
+def test_check_accepts_one_backend_name_as_a_string():
+    # backends="numpy" is one backend, not a string read letter by letter ("unknown backend 'n'").
+    report = gradcheck_cli.check(f"{USER_CORPUS / 'correct.py'}:exercise", backends="numpy")
+    assert [b.name for b in report.backends] == ["numpy", "correct.py:exercise"]
+    assert report.ok
+
+
+def test_check_samples_finite_differences_on_a_large_network_like_the_cli():
+    # check() chooses the finite-difference mode as `gradcheck run` does (fd auto): on a big
+    # model a notebook samples entries rather than running every one.
+    rng = np.random.default_rng(0)
+    X, T = rng.normal(size=(4, 300)), rng.normal(size=(4, 1))
+    W = [rng.normal(size=(300, 200)) / 17, rng.normal(size=(200, 1)) / 14]
+    B = [np.zeros(200), np.zeros(1)]
+    report = gradcheck_cli.check(data=(X, T), params=(W, B), backends=["numpy"])
+    assert report.problem.parameter_count > FULL_MODE_MAX_PARAMETERS
+    assert report.finite_difference is not None
+    assert report.finite_difference.mode == "sample"
+    assert report.ok

@@ -19,7 +19,7 @@ from gradcheck_cli.verdict.mistakes import (
     name_factor,
     relative_residual,
 )
-from tests.conftest import random_problem, torch_reference
+from tests.helpers import random_problem, torch_reference
 
 RTOL = 1e-5  # the float64 check tolerance the diagnoser is built with
 LAYERS = [3, 5, 5, 5, 2]  # two square 5x5 weights: transposes and swaps keep their shape

@@ -3,99 +3,29 @@
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
-from pathlib import Path
 
-from typer.testing import CliRunner
-
-from gradcheck_cli import cli
 from gradcheck_cli.backends import create_backend
 from gradcheck_cli.backends.base import Backend
 from gradcheck_cli.backends.numpy_backprop import NumpyBackprop
-from gradcheck_cli.cli import run_command
+from gradcheck_cli.backends.user import UserBackend
+from gradcheck_cli.outputs.github import annotation_lines, verdict
 from gradcheck_cli.outputs.junit import to_junit
 from gradcheck_cli.problem import Gradients, Problem
 from gradcheck_cli.verdict import CheckOptions, run_checks
-from tests.test_checks import RaisingBackend, ScaledBackend
-
-runner = CliRunner()
-# The bundled problem: W0..W3 and B0..B3, so 8 parameter testcases + 1 loss testcase per backend.
-CASES_PER_BACKEND = 9
-
-
-def parse(text: str) -> tuple[ET.Element, ET.Element]:
-    root = ET.fromstring(text.encode("utf-8"))
-    assert root.tag == "testsuites"
-    suites = root.findall("testsuite")
-    assert len(suites) == 1, "one testsuite per run"
-    return root, suites[0]
-
-
-def counts(suite: ET.Element) -> dict[str, int]:
-    cases = suite.findall("testcase")
-    return {
-        "tests": len(cases),
-        "failures": sum(c.find("failure") is not None for c in cases),
-        "errors": sum(c.find("error") is not None for c in cases),
-        "skipped": sum(c.find("skipped") is not None for c in cases),
-    }
-
-
-def assert_attributes_match_contents(root: ET.Element, suite: ET.Element) -> None:
-    found = counts(suite)
-    for element in (root, suite):
-        for key, value in found.items():
-            assert int(element.get(key, "-1")) == value, (element.tag, key)
-
-
-def test_passing_run_writes_junit_with_no_failures(tmp_path):
-    path = tmp_path / "out" / "gradcheck.xml"
-    path.parent.mkdir()
-    result = runner.invoke(cli.app, ["run", "--junit", str(path)])
-    assert result.exit_code == 0, result.output
-    root, suite = parse(path.read_text(encoding="utf-8"))
-    assert_attributes_match_contents(root, suite)
-    assert counts(suite) == {
-        "tests": 3 * CASES_PER_BACKEND + 1,
-        "failures": 0,
-        "errors": 0,
-        "skipped": 0,
-    }
-    names = {(c.get("classname"), c.get("name")) for c in suite.iter("testcase")}
-    assert ("gradcheck.numpy", "W0") in names
-    assert ("gradcheck.torch-sequential", "B3") in names
-    assert ("gradcheck.reference", "finite differences") in names
-    assert all(float(c.get("time")) >= 0 for c in suite.iter("testcase"))
-
-
-def test_failing_backend_gives_exit_1_and_failures_with_numbers(tmp_path, monkeypatch):
-    def fake_create(name, **options):
-        return ScaledBackend("W2", 0.5) if name == "numpy" else create_backend(name, **options)
-
-    monkeypatch.setattr(run_command, "create_backend", fake_create)
-    path = tmp_path / "gradcheck.xml"
-    result = runner.invoke(cli.app, ["run", "--junit", str(path)])
-    assert result.exit_code == 1
-    root, suite = parse(path.read_text(encoding="utf-8"))
-    assert_attributes_match_contents(root, suite)
-    # The W2 testcase of the wrong backend, and the finite-difference summary.
-    assert counts(suite)["failures"] == 2
-    assert counts(suite)["errors"] == 0
-    failed = [c for c in suite.iter("testcase") if c.find("failure") is not None]
-    assert {(c.get("classname"), c.get("name")) for c in failed} == {
-        ("gradcheck.scaled", "W2"),
-        ("gradcheck.reference", "finite differences"),
-    }
-    message = failed[0].find("failure").get("message")
-    assert "W2" in message and "finite differences" in message
-    # Halving a gradient makes |g/2 - g| / max(|g/2|, |g|) = 1/2 on every entry far from 0.
-    rel = float(re.search(r"max rel err ([0-9.e+-]+)", message).group(1))
-    assert abs(rel - 0.5) < 1e-3
+from tests.helpers import (
+    CASES_PER_BACKEND,
+    USER_CORPUS,
+    RaisingBackend,
+    assert_attributes_match_contents,
+    junit_counts,
+    near_convergence,
+    parse_junit,
+)
 
 
 def test_raising_backend_errors_every_testcase_with_the_message(exercise_problem):
     report = run_checks(exercise_problem, [create_backend("numpy"), RaisingBackend()])
-    root, suite = parse(to_junit(report))
+    root, suite = parse_junit(to_junit(report))
     assert_attributes_match_contents(root, suite)
     raising = [c for c in suite.iter("testcase") if c.get("classname") == "gradcheck.raising"]
     assert len(raising) == CASES_PER_BACKEND
@@ -104,7 +34,7 @@ def test_raising_backend_errors_every_testcase_with_the_message(exercise_problem
         assert error is not None
         assert "ZeroDivisionError: boom" in error.get("message")
         assert "Traceback" in (error.text or "")
-    assert counts(suite)["failures"] == 0
+    assert junit_counts(suite)["failures"] == 0
 
 
 class WeightsOnlyBackend(Backend):
@@ -129,7 +59,7 @@ class WrongLossBackend(Backend):
 
 def test_missing_biases_are_skipped_and_a_wrong_loss_fails_the_loss_case(exercise_problem):
     report = run_checks(exercise_problem, [WeightsOnlyBackend(), WrongLossBackend()])
-    root, suite = parse(to_junit(report))
+    root, suite = parse_junit(to_junit(report))
     assert_attributes_match_contents(root, suite)
     cases = {(c.get("classname"), c.get("name")): c for c in suite.iter("testcase")}
     for i in range(4):
@@ -139,13 +69,13 @@ def test_missing_biases_are_skipped_and_a_wrong_loss_fails_the_loss_case(exercis
     failure = loss_case.find("failure")
     assert failure is not None and "differs from the float64 reference" in failure.get("message")
     expected = {"tests": 2 * CASES_PER_BACKEND + 1, "failures": 1, "errors": 0, "skipped": 4}
-    assert counts(suite) == expected
+    assert junit_counts(suite) == expected
 
 
 def test_fd_off_skips_the_finite_difference_case(exercise_problem):
     backends = [create_backend("numpy"), create_backend("torch-functional")]
     report = run_checks(exercise_problem, backends, CheckOptions(fd_mode="off"))
-    _, suite = parse(to_junit(report))
+    _, suite = parse_junit(to_junit(report))
     fd = [c for c in suite.iter("testcase") if c.get("name") == "finite differences"]
     assert len(fd) == 1 and fd[0].find("skipped") is not None
 
@@ -159,14 +89,14 @@ class ControlCharBackend(Backend):
 
 def test_control_characters_in_messages_still_give_valid_xml(exercise_problem):
     report = run_checks(exercise_problem, [ControlCharBackend()])
-    _, suite = parse(to_junit(report))  # ET.fromstring rejects invalid XML
+    _, suite = parse_junit(to_junit(report))  # ET.fromstring rejects invalid XML
     error = suite.find("testcase/error")
     assert error is not None and "red" in error.get("message")
 
 
 def test_properties_name_the_problem_and_tolerances(exercise_problem):
     report = run_checks(exercise_problem, [create_backend("numpy")])
-    _, suite = parse(to_junit(report))
+    _, suite = parse_junit(to_junit(report))
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
     assert props["problem"].startswith("4-6-6-6-1 relu MLP")
     assert float(props["rtol"]) == report.rtol and float(props["atol"]) == report.atol
@@ -176,14 +106,11 @@ def test_properties_name_the_problem_and_tolerances(exercise_problem):
 
 
 def test_a_wrong_user_function_fails_all_its_testcases_with_the_hint(exercise_problem):
-    from gradcheck_cli.backends.user import UserBackend
-    from gradcheck_cli.outputs.github import annotation_lines
-
-    corpus = Path(__file__).parent / "user_corpus" / "half_mse.py"
+    corpus = USER_CORPUS / "half_mse.py"
     user = UserBackend(f"{corpus}:general")  # forgets the 2 of d(Y-T)^2/dY
     report = run_checks(exercise_problem, [create_backend("numpy"), user])
     assert not report.ok
-    root, suite = parse(to_junit(report))
+    root, suite = parse_junit(to_junit(report))
     assert_attributes_match_contents(root, suite)
     failed = [c for c in suite.iter("testcase") if c.find("failure") is not None]
     user_failed = [c for c in failed if c.get("classname") == f"gradcheck.{user.name}"]
@@ -199,13 +126,10 @@ def test_a_wrong_user_function_fails_all_its_testcases_with_the_hint(exercise_pr
 
 
 def test_an_inconclusive_run_fails_the_reference_testcase(exercise_problem):
-    from gradcheck_cli.outputs.github import annotation_lines, verdict
-    from tests.test_checks import _near_convergence
-
-    problem = _near_convergence(exercise_problem.with_dtype("float32"), 1e-7)
+    problem = near_convergence(exercise_problem.with_dtype("float32"), 1e-7)
     report = run_checks(problem, [create_backend("numpy")])
     assert report.backend("numpy").ok and not report.ok
-    _, suite = parse(to_junit(report))
+    _, suite = parse_junit(to_junit(report))
     failures = [c for c in suite.iter("testcase") if c.find("failure") is not None]
     assert [c.get("name") for c in failures] == ["finite differences"]
     failure = failures[0].find("failure")

@@ -207,3 +207,22 @@ def load_config_from_table(table: dict, specs) -> dict:
     from gradcheck_cli.cli.config import resolve_config
 
     return resolve_config(table, specs, Path("/cfg/pyproject.toml"))
+
+
+def test_an_explicit_pyproject_without_the_table_is_bad_input(tmp_path):
+    # --config names a file to be read: a pyproject.toml there without [tool.gradcheck] is an
+    # error, not a silent run with the defaults.
+    path = tmp_path / "pyproject.toml"
+    path.write_text('[tool.poetry]\nname = "x"\n')
+    for command in ("run", "inspect"):
+        result = runner.invoke(cli.app, [command, "--config", str(path)])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip() == f"error: {path}: has no [tool.gradcheck] table"
+
+
+def test_a_nearby_pyproject_without_the_table_is_still_fine(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text('[tool.poetry]\nname = "x"\n')
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli.app, ["inspect", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "config:" not in result.stderr

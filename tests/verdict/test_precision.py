@@ -1,4 +1,5 @@
-"""The measured float32 rounding noise that widens the verdict for float32 backends."""
+"""The measured float32 rounding noise and kink flips that widen the verdict for float32
+backends, allowed entry by entry so that they never hide a wrong gradient."""
 
 from __future__ import annotations
 
@@ -6,8 +7,19 @@ import numpy as np
 import pytest
 import torch
 
+from gradcheck_cli.backends import backend_names
+from gradcheck_cli.backends.base import Backend
 from gradcheck_cli.inputs.loading import make_problem
+from gradcheck_cli.problem import Gradients, Problem
+from gradcheck_cli.verdict import CheckOptions, run_checks
 from gradcheck_cli.verdict.precision import rounding_noise
+from tests.helpers import (
+    ScaledBackend,
+    builtin_backends,
+    near_kink_float32,
+    network_output,
+    zero_row_problem,
+)
 
 
 def test_float64_has_no_noise(exercise_problem):
@@ -38,33 +50,13 @@ def test_float32_noise_is_the_size_of_torchs_float32_error(exercise_problem):
     # Near convergence (targets 1e-4 from the output) float32 loses digits to cancellation;
     # the measured noise must grow with it, as torch's own float32 error does.
     p = exercise_problem
-    near = make_problem(p.X, _output(p) + 1e-4, p.weights, p.biases)
+    near = make_problem(p.X, network_output(p) + 1e-4, p.weights, p.biases)
     for problem in (p, near):
         noise = max(rounding_noise(problem.with_dtype("float32")).params.values())
         torch_error = _torch_float32_error(problem)
         assert noise > 0
         # Same order of magnitude as an independent float32 implementation's error.
         assert torch_error / 30 < noise < torch_error * 30
-
-
-def _output(problem) -> np.ndarray:
-    A = problem.X
-    for i, (w, b) in enumerate(zip(problem.weights, problem.biases)):
-        A = A @ w + b
-        if i < problem.depth - 1:
-            A = np.maximum(A, 0)
-    return A
-
-
-def near_kink_float32(problem, row: int = 2, unit: int = 0, z: float = 1e-9):
-    """`problem` in float32 with the pre-activation Z0[row, unit] moved to `z` (within float32
-    rounding of the ReLU kink; for the bundled problem float32 puts it on the other side)."""
-    Z0 = problem.X @ problem.weights[0] + problem.biases[0]
-    B0 = problem.biases[0].copy()
-    B0[unit] -= Z0[row, unit] - z
-    return make_problem(
-        problem.X, problem.T, problem.weights, [B0, *problem.biases[1:]], dtype="float32"
-    )
 
 
 def test_a_kink_flip_in_float32_is_per_entry_not_noise_of_the_whole_tensor(exercise_problem):
@@ -106,14 +98,6 @@ def _torch_dloss_dA1(problem) -> np.ndarray:
     return A1.grad.numpy()
 
 
-def zero_row_problem(problem, row: int = 5):
-    """`problem` with X[row] = 0 and B0 = 0: every Z0[row, j] is exactly 0, at the ReLU kink."""
-    X = problem.X.copy()
-    X[row] = 0.0
-    B0 = np.zeros_like(problem.biases[0])
-    return make_problem(X, problem.T, problem.weights, [B0, *problem.biases[1:]])
-
-
 def test_float64_units_exactly_at_a_kink_get_their_flip_per_entry(exercise_problem):
     problem = zero_row_problem(exercise_problem)
     noise = rounding_noise(problem)
@@ -124,3 +108,59 @@ def test_float64_units_exactly_at_a_kink_get_their_flip_per_entry(exercise_probl
         noise.kink_flips["B0"], np.abs(_torch_dloss_dA1(problem)[5]), rtol=1e-9
     )
     assert not noise.kink_flips["W0"].any()
+
+
+def test_float32_unit_at_a_kink_does_not_hide_a_wrong_gradient(exercise_problem):
+    # Z0[2, 0] = 1e-9: float32 puts this ReLU unit on the other side of its kink, which
+    # moves W0[:, 0] by up to 2e-2. That jump is allowed at those entries only: as float32
+    # noise for every entry of W0 (10 x 2e-2 allowed), it would let W0 doubled pass.
+    problem = near_kink_float32(exercise_problem)
+    for factor in (2.0, 1.01):
+        report = run_checks(problem, [*builtin_backends(), ScaledBackend("W0", factor)])
+        assert all(report.backend(n).ok for n in backend_names()), factor
+        assert [p.name for p in report.backend("scaled").params if not p.ok] == ["W0"], factor
+
+
+def test_float32_near_convergence_passes_in_directional_mode_too(exercise_problem):
+    # Targets 1e-5 from the output: float32 loses digits to cancellation in Y - T. Full mode
+    # allows the measured noise per entry; directional mode sums the same per-entry allowance
+    # along each direction, or it would fail correct float32 backends.
+    p = exercise_problem
+    near = make_problem(p.X, network_output(p) + 1e-5, p.weights, p.biases, dtype="float32")
+    options = CheckOptions(fd_mode="directional", seed=0)
+    report = run_checks(near, [*builtin_backends(), ScaledBackend("W1", 2.0)], options)
+    assert [r.name for r in report.backends if not r.ok] == ["scaled"]
+
+
+class ReluStepAtZeroBackend(Backend):
+    """Hand-written backprop (MSE, ReLU) with the other convention relu'(0) = 1 (Z >= 0)."""
+
+    name = "relu'(0)=1"
+    kind = "user"
+
+    def gradients(self, problem: Problem) -> Gradients:
+        A, Z = [problem.X], []
+        for i, (w, b) in enumerate(zip(problem.weights, problem.biases)):
+            Z.append(A[-1] @ w + b)
+            if i < problem.depth - 1:
+                A.append(np.maximum(Z[-1], 0.0))
+        delta = 2.0 * (Z[-1] - problem.T.reshape(Z[-1].shape)) / Z[-1].size
+        dW, dB = [], []
+        for i in reversed(range(problem.depth)):
+            dW.insert(0, A[i].T @ delta)
+            dB.insert(0, delta.sum(axis=0))
+            if i > 0:
+                delta = (delta @ problem.weights[i].T) * (Z[i - 1] >= 0)
+        return Gradients(None, tuple(dW), tuple(dB))
+
+
+def test_relu_derivative_convention_at_an_exact_zero_is_not_a_failure(exercise_problem):
+    # A zero input row and zero first-layer biases put Z0[5, :] exactly at the kink, where
+    # relu'(0) = 1 is as right as 0: that convention passes on B0, while a real mistake in
+    # B0 (or elsewhere) fails.
+    problem = zero_row_problem(exercise_problem)
+    backends = [*builtin_backends(), ReluStepAtZeroBackend(), ScaledBackend("B0", 2.0)]
+    report = run_checks(problem, backends)
+    assert [r.name for r in report.backends if not r.ok] == ["scaled"]
+    assert [p.name for p in report.backend("scaled").params if not p.ok] == ["B0"]
+    assert not run_checks(problem, [ScaledBackend("W1", 1.01)]).ok

@@ -1,4 +1,5 @@
-"""`gradcheck inspect` and the inspection module: the loaded problem, described, no gradients."""
+"""`gradcheck inspect`: the loaded problem described, no gradients; the same loading options,
+configuration and bad-input messages as `gradcheck run`."""
 
 from __future__ import annotations
 
@@ -14,10 +15,16 @@ from typer.testing import CliRunner
 from gradcheck_cli import cli
 from gradcheck_cli import verdict as checks
 from gradcheck_cli.cli import inspect_command, run_command
-from gradcheck_cli.inputs.inspection import inspect_problem
-from gradcheck_cli.inputs.loading import load_problem, make_problem
-from tests.conftest import torch_reference
-from tests.test_loading import arrays, data_of, sequential_for
+from gradcheck_cli.inputs.loading import InputWarning, load_problem
+from tests.bad_inputs import BAD_INPUTS
+from tests.helpers import (
+    arrays,
+    assert_bad_input,
+    assert_same_arrays,
+    data_of,
+    sequential_for,
+    torch_reference,
+)
 
 runner = CliRunner()
 
@@ -66,18 +73,6 @@ def test_inspect_json_statistics_match_hand_computed_values(tmp_path):
     ]
     # Output = relu(Z0) @ W1 + B1 = [2.5, 8.5, 14.5]; mse against T.
     assert report["loss_value"] == pytest.approx(((1.5**2) + (9.5**2) + (11.5**2)) / 3)
-
-
-def test_dead_units_are_only_counted_for_piecewise_activations():
-    rng = np.random.default_rng(0)
-    X = np.abs(rng.standard_normal((4, 2)))
-    W = [-np.ones((2, 3)), np.ones((3, 1))]  # X >= 0, so every hidden pre-activation is < 0
-    B = [np.zeros(3), np.zeros(1)]
-    T = np.zeros((4, 1))
-    relu = inspect_problem(make_problem(X, T, W, B, activation="relu"))
-    tanh = inspect_problem(make_problem(X, T, W, B, activation="tanh"))
-    assert relu.hidden[0].dead_units == 3
-    assert tanh.hidden[0].dead_units == 0
 
 
 @pytest.mark.parametrize("activation, loss", [("tanh", "sse"), ("sigmoid", "bce")])
@@ -142,3 +137,57 @@ def test_inspect_computes_no_gradients(monkeypatch):
     result = runner.invoke(cli.app, ["inspect", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["problem"]["layers"] == [4, 6, 6, 6, 1]
+
+
+def _project(tmp_path):
+    rng = np.random.default_rng(1)
+    arrays = {"X": rng.normal(size=(7, 3)), "T": rng.integers(0, 2, size=7)}
+    arrays |= {"W0": rng.normal(size=(3, 5)), "B0": rng.normal(size=5)}
+    arrays |= {"W1": rng.normal(size=(5, 2)), "B1": rng.normal(size=2)}
+    np.savez(tmp_path / "problem.npz", **arrays)
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.gradcheck]\ndata = "problem.npz"\nactivation = "tanh"\n'
+        'loss = "cross-entropy"\nfd = "sample"\nrtol = 1e-6\n'
+    )
+
+
+def test_inspect_uses_the_loading_options_of_tool_gradcheck(tmp_path, monkeypatch):
+    # inspect shows the problem that run checks: the configured one, not the bundled 4-6-6-6-1.
+    _project(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    shown = runner.invoke(cli.app, ["inspect", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert f"config: {tmp_path / 'pyproject.toml'}" in shown.stderr
+    problem = json.loads(shown.stdout)["problem"]
+    checked = json.loads(runner.invoke(cli.app, ["run", "--json"]).stdout)["problem"]
+    assert problem["layers"] == checked["layers"] == [3, 5, 2]
+    assert problem["activation"] == checked["activation"] == "tanh"
+    assert problem["loss"] == checked["loss"] == "cross-entropy"
+    # A flag still wins over the file.
+    flagged = runner.invoke(cli.app, ["inspect", "--json", "--activation", "sigmoid"])
+    assert json.loads(flagged.stdout)["problem"]["activation"] == "sigmoid"
+
+
+def test_inspect_reports_a_bad_config_like_run(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text("[tool.gradcheck]\nbogus = 1\n")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli.app, ["inspect"])
+    assert result.exit_code == 2
+    assert "unknown gradcheck option 'bogus'" in result.stderr
+
+
+@pytest.mark.parametrize("name, build, message", BAD_INPUTS[:5], ids=[c[0] for c in BAD_INPUTS[:5]])
+def test_inspect_reports_bad_input_the_same_way(tmp_path, name, build, message):
+    args, _ = build(tmp_path)
+    assert_bad_input(["inspect", *args[1:]], message)
+
+
+def test_extra_keys_warn_but_load(tmp_path):
+    named = arrays()
+    np.savez(tmp_path / "all.npz", notes=np.zeros(2), W01=np.zeros((3, 4)), **named)
+    with pytest.warns(InputWarning, match="ignoring extra keys W01, notes"):
+        problem = load_problem(tmp_path / "all.npz")
+    assert_same_arrays(problem, named)
+    result = runner.invoke(cli.app, ["inspect", "--data", str(tmp_path / "all.npz")])
+    assert result.exit_code == 0
+    assert "warning:" in result.stderr and "notes" in result.stderr
