@@ -8,13 +8,14 @@ tensor, to localise the wrong entry.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import nn
 from ..problem import Problem
+from .engine import evaluation_noise
 from .lines import LineEstimates, Progress, estimate_lines
 
 
@@ -43,6 +44,16 @@ class DirectionalVerdict:
             return text + " (the mistake is spread over tensors; not localised)"
         where = self.param if self.index is None else f"{self.param}{list(self.index)}"
         return text + f"; bisection localises it to {where}"
+
+
+@dataclass(frozen=True)
+class TensorDirection:
+    """One tensor's gradient projected on a random direction, against finite differences."""
+
+    ok: bool
+    projection: float  # g . v
+    derivative: float  # the finite-difference derivative along v
+    rel_err: float
 
 
 class DirectionalFD:
@@ -97,6 +108,7 @@ class DirectionalFD:
         loss = nn.loss(p.loss).value(Z[-1], T)
         if reference:
             self.patterns = [z > 0 for z in Z[:-1]]
+            self.noise = evaluation_noise(p)
             return loss, False
         crossed = self.kinky and any(
             bool(((z > 0) != pattern).any()) for z, pattern in zip(Z[:-1], self.patterns)
@@ -117,7 +129,7 @@ class DirectionalFD:
             return losses, crossed
 
         steps = np.full(len(directions), self.step)
-        return estimate_lines(evaluate, len(directions), steps, self.f0, self.order)
+        return estimate_lines(evaluate, len(directions), steps, self.noise, self.order)
 
     def _direction(self, k: int, names: Sequence[str], part: slice | None = None) -> np.ndarray:
         """Direction k restricted to the tensors `names` (and to `part` of a single tensor)."""
@@ -189,7 +201,44 @@ class DirectionalFD:
         diff = abs(gv - d)
         # Relative to the larger of the two sides, as per entry (|g - ref| / max(|g|, |ref|)):
         # for a localised single entry this is exactly the per-entry relative error.
-        return diff / allowed, diff / max(scale, abs(d), atol * np.sqrt(g.size))
+        size = max(scale, abs(d), atol * np.sqrt(g.size), 1e-300)
+        return diff / max(allowed, 1e-300), diff / size
+
+    def judge_tensors(
+        self,
+        grads: dict[str, np.ndarray],
+        rtol: float,
+        atol: Mapping[str, float],
+        error_factor: float,
+        noise: Mapping[str, np.ndarray] | None = None,
+    ) -> dict[str, TensorDirection]:
+        """Direction 0 restricted to each tensor in turn: g.v against the FD derivative.
+
+        Checks every entry of a tensor at once, so that a mistake in the entries a sample
+        left out (a tensor doubled, with the sample in dead units) cannot pass unseen.
+        """
+        out = {}
+        for name in self.names:
+            if name not in grads:
+                continue
+            fd = self.along((name,))
+            g = np.asarray(grads[name], dtype=np.float64).reshape(-1)
+            slack = (
+                _rss(np.broadcast_to(noise[name], np.shape(grads[name])).reshape(-1))
+                if (noise is not None and name in noise)
+                else 0.0
+            )
+            signs = self.signs[0, self.slices[name]]
+            if fd.unresolved[0]:
+                continue
+            ratio, rel = self._compare(g, signs, fd, 0, rtol, atol[name], error_factor, slack)
+            out[name] = TensorDirection(
+                ok=ratio <= 1.0,
+                projection=float(g @ signs),
+                derivative=float(fd.estimate[0]),
+                rel_err=rel,
+            )
+        return out
 
     def judge(
         self,

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import nn
 from ..problem import Problem
-from .lines import Progress
+from .lines import EPS64, Progress
 
 # Perturbed copies per chunk are bounded so that a chunk's packed rows (at most
 # copies x N x width) stay within 2**19 float64 elements (4 MiB): large enough for
@@ -56,6 +56,7 @@ class EntryLosses:
         self.N = self.X.shape[0]
         self.rows0 = self.row_losses(self.Z[-1], self.T, self.N)
         self.f0 = nn.loss(problem.loss).value(self.Z[-1], self.T)
+        self.noise = evaluation_noise(problem)
         self.progress = progress
         self.done = 0
         self.total = 0
@@ -149,3 +150,17 @@ class EntryLosses:
                 y += self.biases[k + 1]
         change = self.row_losses(y, self.T[n], self.N) - self.rows0[n]
         return np.bincount(r, weights=change, minlength=c), crossed
+
+
+def evaluation_noise(problem: Problem) -> float:
+    """A bound on the rounding error of one evaluated float64 loss change."""
+    return nn.loss_rounding(
+        np.asarray(problem.X, np.float64),
+        problem.T if problem.T.dtype.kind in "iu" else np.asarray(problem.T, np.float64),
+        [np.asarray(w, np.float64) for w in problem.weights],
+        [np.asarray(b, np.float64) for b in problem.biases],
+        problem.activation,
+        problem.loss,
+        problem.negative_slope,
+        EPS64,
+    )

@@ -16,9 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 
 EPS64 = float(np.finfo(np.float64).eps)
-# Rounding error of one float64 loss evaluation, in ulps of the loss: summing N*out
-# squared residuals loses a few ulps; 4 is generous for the sizes we see.
-ROUNDING_ULPS = 4.0
 # When a step of h crosses a kink, differences are also tried at these fractions of h.
 KINK_STEP_FACTORS = (0.1, 0.01, 0.001)
 
@@ -39,9 +36,10 @@ class LineEstimates:
     unresolved: np.ndarray  # a kink no smaller step or one-sided difference avoided
 
 
-def rounding_error(f0: float, step: np.ndarray) -> np.ndarray:
-    """Rounding error of a difference quotient (f(+h) - f(-h)) / 2h of float64 losses near f0."""
-    return np.asarray(2.0 * ROUNDING_ULPS * EPS64 * max(abs(f0), 1e-300) / (2.0 * step))
+def rounding_error(noise: float, step: np.ndarray) -> np.ndarray:
+    """Rounding error of a difference quotient (f(+h) - f(-h)) / 2h, where `noise` bounds the
+    rounding error of one evaluated loss change f(theta + d) - f(theta)."""
+    return np.asarray(2.0 * max(noise, 1e-300) / (2.0 * step))
 
 
 def _central(
@@ -50,13 +48,13 @@ def _central(
     lp2: np.ndarray,
     lm2: np.ndarray,
     h: np.ndarray,
-    f0: float,
+    noise: float,
     order: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Central estimate at step h and its error, from evaluations at +-h and +-h/2."""
     d1 = (lp - lm) / (2.0 * h)
     d2 = (lp2 - lm2) / h
-    rb = rounding_error(f0, h)
+    rb = rounding_error(noise, h)
     if order == 2:
         # D(h) - D(h/2) = 3/4 of D(h)'s truncation error (h^2 term) plus rounding noise.
         return d1, 4.0 / 3.0 * np.abs(d1 - d2) + rb
@@ -67,18 +65,18 @@ def _central(
 
 
 def _one_sided(
-    l1: np.ndarray, l2: np.ndarray, h: np.ndarray, f0: float, sign: float
+    l1: np.ndarray, l2: np.ndarray, h: np.ndarray, noise: float, sign: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One-sided Richardson estimate from f(sign*h) - f0 and f(sign*h/2) - f0, and its error."""
+    """One-sided Richardson estimate from f(sign*h) - f(0) and f(sign*h/2) - f(0), and its error."""
     d1 = sign * l1 / h
     d2 = sign * l2 / (h / 2.0)
     richardson = 2.0 * d2 - d1
     # |D(h) - D(h/2)| is D(h/2)'s O(h) error, a bound for the O(h^2) Richardson value.
-    return richardson, np.abs(d1 - d2) + 6.0 * rounding_error(f0, h)
+    return richardson, np.abs(d1 - d2) + 6.0 * rounding_error(noise, h)
 
 
 def estimate_lines(
-    evaluate: Evaluator, count: int, steps: np.ndarray, f0: float, order: int
+    evaluate: Evaluator, count: int, steps: np.ndarray, noise: float, order: int
 ) -> LineEstimates:
     """Kink-aware derivative estimates along `count` lines with per-line steps."""
     lines = np.arange(count)
@@ -87,7 +85,7 @@ def estimate_lines(
     )
     lp, lm, lp2, lm2 = losses.reshape(4, count)
     cp, cm, cp2, cm2 = crossed.reshape(4, count)
-    estimate, error = _central(lp, lm, lp2, lm2, steps, f0, order)
+    estimate, error = _central(lp, lm, lp2, lm2, steps, noise, order)
     kink = cp | cm | cp2 | cm2
     # Kink lines: among kink-free alternatives (central differences at smaller steps,
     # one-sided differences on a side that crosses nothing), keep the one with the
@@ -105,15 +103,19 @@ def estimate_lines(
             ls, cs = evaluate(np.tile(idx, 4), np.concatenate([h, -h, h / 2, -h / 2]))
             lp_, lm_, lp2_, lm2_ = ls.reshape(4, idx.size)
             cp_, cm_, cp2_, cm2_ = cs.reshape(4, idx.size)
-        candidates = [(~(cp_ | cm_ | cp2_ | cm2_), *_central(lp_, lm_, lp2_, lm2_, h, f0, order))]
+        candidates = [
+            (~(cp_ | cm_ | cp2_ | cm2_), *_central(lp_, lm_, lp2_, lm2_, h, noise, order))
+        ]
         # The derivative at theta is that of the smooth piece theta lies on, which a
         # one-sided difference on a side that crosses no kink sees.
-        candidates.append((~(cp_ | cp2_), *_one_sided(lp_, lp2_, h, f0, 1.0)))
-        candidates.append((~(cm_ | cm2_), *_one_sided(lm_, lm2_, h, f0, -1.0)))
+        candidates.append((~(cp_ | cp2_), *_one_sided(lp_, lp2_, h, noise, 1.0)))
+        candidates.append((~(cm_ | cm2_), *_one_sided(lm_, lm2_, h, noise, -1.0)))
         for clean, est, err in candidates:
             better = clean & (err < best)
             best[better] = err[better]
             estimate[idx[better]], error[idx[better]] = est[better], err[better]
     pending = np.zeros(count, dtype=bool)
     pending[idx] = ~np.isfinite(best)
+    # A step so large or small that the losses overflow or vanish gives no estimate at all.
+    pending |= ~(np.isfinite(estimate) & np.isfinite(error))
     return LineEstimates(estimate, error, kink, pending)

@@ -57,6 +57,8 @@ class FiniteDifferences:
     requested: str = "full"
     unresolved: dict[str, np.ndarray] = field(default_factory=dict)
     directional: DirectionalFD | None = field(default=None, repr=False)
+    # Sample mode: one random direction over each whole tensor (DirectionalFD.judge_tensors).
+    tensor_directions: DirectionalFD | None = field(default=None, repr=False)
 
     @property
     def checked_count(self) -> int:
@@ -219,12 +221,17 @@ def finite_differences(
         ) -> tuple[np.ndarray, np.ndarray]:
             return entries.losses(name, flat[lines], offsets)
 
-        lines = estimate_lines(evaluate, flat.size, steps, entries.f0, order)
+        lines = estimate_lines(evaluate, flat.size, steps, entries.noise, order)
         estimates[name] = _scatter(param.shape, flat, lines.estimate, np.nan)
         error[name] = _scatter(param.shape, flat, lines.error, np.nan)
         checked[name] = _scatter(param.shape, flat, np.ones(flat.size, dtype=bool), False)
         kinks[name] = _scatter(param.shape, flat, lines.kink, False)
         unresolved[name] = _scatter(param.shape, flat, lines.unresolved, False)
+    tensor_directions = None
+    if ran == "sample":
+        from .directional import DirectionalFD
+
+        tensor_directions = DirectionalFD(problem, 1, seed, base_step, order)
     return FiniteDifferences(
         mode=ran,
         step=base_step,
@@ -236,6 +243,7 @@ def finite_differences(
         order=order,
         requested=mode,
         unresolved=unresolved,
+        tensor_directions=tensor_directions,
     )
 
 

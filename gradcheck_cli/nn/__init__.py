@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from .activations import ACTIVATIONS, DEFAULT_NEGATIVE_SLOPE, Activation, activation
 from .losses import LOSSES, Loss, loss
-from .mlp import backward, forward, gradients, network_loss
+from .mlp import (
+    backward,
+    forward,
+    gradients,
+    loss_rounding,
+    network_loss,
+    output_magnitude,
+)
 
 __all__ = [
     "ACTIVATIONS",
@@ -22,5 +29,7 @@ __all__ = [
     "forward",
     "gradients",
     "loss",
+    "loss_rounding",
     "network_loss",
+    "output_magnitude",
 ]

@@ -49,6 +49,10 @@ class Loss:
     # The N of the mean's 1/N (1 for a sum), and whether the loss squares a residual:
     # what the named factors of a wrong gradient (missing 1/N, missing 2) refer to.
     averaged_elements: Callable[[np.ndarray, int], int]
+    # The size of the terms the loss adds up (before any cancellation): eps x magnitude
+    # bounds the rounding of evaluating it from a given Y. Nearly converged, it is far
+    # above the loss itself (cross-entropy: lse(Y) - Y_t cancels two numbers of size |Y|).
+    magnitude: Callable[[np.ndarray, np.ndarray], float]
     squared: bool = False
 
 
@@ -62,6 +66,13 @@ def _cross_entropy_gradient(Y: np.ndarray, T: np.ndarray) -> np.ndarray:
     return np.asarray((softmax * P.sum(axis=1, keepdims=True) - P) / Y.shape[0])
 
 
+def _cross_entropy_magnitude(Y: np.ndarray, T: np.ndarray) -> float:
+    # Per row: the shift by max(Y), log-sum-exp and the target's logit, all of size |Y|.
+    P = class_targets(Y, T)
+    big = np.abs(Y).max(axis=1)
+    return float((3.0 * big * P.sum(axis=1) + np.abs(np.log(Y.shape[1]))).sum() / Y.shape[0])
+
+
 _TABLE = (
     Loss(
         "mse",
@@ -69,6 +80,7 @@ _TABLE = (
         gradient=lambda Y, T: 2.0 * (Y - T) / Y.size,
         rows=lambda Y, T, n: np.asarray(((Y - T) ** 2).sum(axis=1) / (n * Y.shape[1])),
         averaged_elements=lambda T, samples: int(T.size),
+        magnitude=lambda Y, T: float(((Y - T) ** 2).mean()),
         squared=True,
     ),
     Loss(
@@ -77,6 +89,7 @@ _TABLE = (
         gradient=lambda Y, T: 2.0 * (Y - T),
         rows=lambda Y, T, n: np.asarray(((Y - T) ** 2).sum(axis=1)),
         averaged_elements=lambda T, samples: 1,
+        magnitude=lambda Y, T: float(((Y - T) ** 2).sum()),
         squared=True,
     ),
     Loss(
@@ -85,6 +98,7 @@ _TABLE = (
         gradient=_cross_entropy_gradient,
         rows=lambda Y, T, n: np.asarray(-(class_targets(Y, T) * log_softmax(Y)).sum(axis=1) / n),
         averaged_elements=lambda T, samples: samples,
+        magnitude=_cross_entropy_magnitude,
     ),
     Loss(
         "bce",
@@ -92,6 +106,7 @@ _TABLE = (
         gradient=lambda Y, T: (sigmoid(Y) - T) / Y.size,
         rows=lambda Y, T, n: np.asarray(_bce_terms(Y, T).sum(axis=1) / (n * Y.shape[1])),
         averaged_elements=lambda T, samples: int(T.size),
+        magnitude=lambda Y, T: float((np.abs(Y) * (1.0 + np.abs(T)) + np.log(2.0)).mean()),
     ),
 )
 LOSSES: dict[str, Loss] = {loss.name: loss for loss in _TABLE}

@@ -54,6 +54,55 @@ def network_loss(
     return loss_named(loss_name).value(pre_activations[-1], T)
 
 
+def output_magnitude(
+    X: np.ndarray,
+    weights: Sequence[np.ndarray],
+    biases: Sequence[np.ndarray],
+    activation_name: str,
+    negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
+) -> np.ndarray:
+    """How large the terms are that are summed into each output, through every layer.
+
+    |X| @ |W0| + |B0|, passed through |act'| and the next layer's |W| likewise: eps times
+    this bounds (to first order, up to a factor of the depth) the rounding error of Y.
+    """
+    act = activation(activation_name)
+    Zs, As = forward(X, weights, biases, activation_name, negative_slope)
+    magnitude = np.abs(X)
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        size = magnitude @ np.abs(w) + np.abs(b)
+        if i == len(weights) - 1:
+            return np.asarray(size)
+        magnitude = np.abs(act.derivative(Zs[i], As[i + 1], negative_slope)) * size
+    raise ValueError("a network has at least one layer")
+
+
+# Rounding of one evaluated loss, in units of eps x the magnitudes involved: the loss's own
+# terms, and the outputs' rounding (depth x eps x their magnitude) times |dL/dY|.
+ROUNDING_ULPS = 4.0
+
+
+def loss_rounding(
+    X: np.ndarray,
+    T: np.ndarray,
+    weights: Sequence[np.ndarray],
+    biases: Sequence[np.ndarray],
+    activation_name: str,
+    loss_name: str,
+    negative_slope: float,
+    eps: float,
+) -> float:
+    """A bound on the rounding error of evaluating the loss (or a change of it) with unit
+    roundoff eps/2: from the magnitudes actually summed, not from the loss, which nearly
+    converged is tiny while the outputs that produce it (and their rounding) are not."""
+    loss = loss_named(loss_name)
+    Zs, _ = forward(X, weights, biases, activation_name, negative_slope)
+    Y = Zs[-1]
+    magnitude = output_magnitude(X, weights, biases, activation_name, negative_slope)
+    outputs = len(weights) * float((np.abs(loss.gradient(Y, T)) * magnitude).sum())
+    return ROUNDING_ULPS * eps * (abs(loss.magnitude(Y, T)) + outputs)
+
+
 def backward(
     inputs: Sequence[np.ndarray],
     Y: np.ndarray,

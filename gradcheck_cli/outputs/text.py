@@ -11,6 +11,7 @@ from rich.text import Text
 from ..verdict.result import BackendResult, Report
 from .verdicts import (
     backend_max,
+    caption,
     index_text,
     num,
     parameter_rows,
@@ -41,7 +42,7 @@ def summary_table(report: Report) -> Table:
     table = Table(
         title=f"Gradient check · {report.problem.describe(' · ')}",
         title_justify="left",
-        caption=f"✓ agrees, ✗ fails · errors: max over entries against {report.reference_name} (≈)",
+        caption=f"✓ agrees, ✗ fails · errors: max over entries against {caption(report)}",
         caption_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,

@@ -51,16 +51,72 @@ def unresolved_text(report: Report) -> str:
     return "cannot verify every parameter: " + "; ".join(parts)
 
 
-def reference_text(report: Report) -> str:
-    """The reference and what it covered, e.g. 'finite differences (121 entries checked, ...)'."""
+def fd_text(report: Report) -> str:
+    """Finite differences and what they covered: 'finite differences (121 entries checked, ...)'."""
     fd = report.finite_difference
-    text = report.reference_name
-    if fd is not None:
-        kinks = f", {fd.kinks} at kinks" if fd.kinks else ""
-        order = ", order 4" if fd.order == 4 else ""
-        checked = f"{fd.checked} {fd.unit} checked{kinks}{order}"
-        text += f" ({checked}, max rel err {num(fd.max_rel_err)})"
-    return text
+    name = (
+        "finite differences"
+        if fd is None or fd.mode == "full"
+        else f"finite differences ({fd.mode})"
+    )
+    if fd is None:
+        return name
+    kinks = f", {fd.kinks} at kinks" if fd.kinks else ""
+    order = ", order 4" if fd.order == 4 else ""
+    checked = f"{fd.checked} {fd.unit} checked{kinks}{order}"
+    return f"{name} ({checked}, max rel err {num(fd.max_rel_err)})"
+
+
+def consensus_text(report: Report) -> str:
+    """The built-ins' consensus, how it was validated, and what it can see."""
+    validation = report.validation
+    how = ""
+    if validation is not None:
+        how = (
+            "validated by finite differences"
+            if validation.by != "agreement"
+            else ("validated by the built-ins' agreement; finite differences off")
+        )
+    judged = [r.sensitivity for r in report.backends if r.reference == "consensus"]
+    sensitivities = [s for s in judged if s is not None]
+    sees = (
+        f"; errors above {max(sensitivities):.1e} of a parameter's largest entry are caught"
+        if sensitivities
+        else ""
+    )
+    return f"the built-ins' float64 consensus ({how}{sees})"
+
+
+def reference_text(report: Report) -> str:
+    """What judged the backends: finite differences, the consensus, or each its own group."""
+    by_fd = [r for r in report.backends if r.reference == "finite differences"]
+    by_consensus = [r for r in report.backends if r.reference == "consensus"]
+    if by_fd and by_consensus:
+        return f"{fd_text(report)} for the built-ins, {consensus_text(report)} for the others"
+    if by_consensus:
+        return consensus_text(report)
+    if report.finite_difference is not None:
+        return fd_text(report)
+    return report.reference_name
+
+
+def caption(report: Report) -> str:
+    """What the error columns are measured against, for a table's caption."""
+    kinds = {r.reference for r in report.backends if r.error is None}
+    if kinds == {"finite differences", "consensus"}:
+        return "finite differences (≈) for the built-ins, the built-ins' consensus for the others"
+    if kinds == {"consensus"}:
+        return "the built-ins' float64 consensus"
+    return f"{report.reference_name} (≈)"
+
+
+def judged_by(result: BackendResult, report: Report) -> str:
+    """The reference one backend was judged against, in words."""
+    if result.reference == "consensus":
+        return "the built-ins' float64 consensus"
+    if result.reference == "finite differences":
+        return "finite differences"
+    return report.reference_name
 
 
 def verdict(report: Report) -> str:
@@ -86,11 +142,18 @@ def param_failure(result: BackendResult, param: ParamResult, report: Report) -> 
         f"{result.name} {param.name}: max rel err {num(param.max_rel_err, '.3e')} "
         f"(max abs err {num(param.max_abs_err, '.3e')}, worst entry "
         f"{index_text(param.name, param.worst_index)}) "
-        f"against {report.reference_name}; rtol {report.rtol:g}, atol {report.atol:g}"
+        f"against {judged_by(result, report)}; {_tolerance_text(result, report)}"
     )
     if param.hint:
         text += f"; hint: {param.hint}"
     return text
+
+
+def _tolerance_text(result: BackendResult, report: Report) -> str:
+    if result.reference == "consensus" and report.consensus_atol is not None:
+        rtol = report.consensus_rtol or 0.0
+        return f"rtol {rtol:g}, atol {report.consensus_atol:g} + rounding noise"
+    return f"rtol {report.rtol:g}, atol {report.atol:g}"
 
 
 def backend_failure(result: BackendResult) -> str:

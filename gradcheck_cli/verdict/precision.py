@@ -1,11 +1,13 @@
-"""How far a correct backend computing in a lower precision may stray from the float64 answer.
+"""How far a correct backend may stray from the exact answer through rounding alone.
 
-Rounding in float32 is not a fixed fraction of each gradient entry: where the
-residual Y - T is small against Y (a nearly converged network), float32 loses
-digits to cancellation and every gradient entry inherits a relative error of
-eps32 * |Y| / |Y - T|. Rather than guess, measure it: run the hand-written NumPy
-backprop on this very problem in the problem's dtype and in float64, and take
-the largest difference per parameter as the noise floor a correct backend may show.
+Rounding is not a fixed fraction of each gradient entry: where the residual Y - T is
+small against Y (a nearly converged network), digits cancel and every gradient entry
+inherits a relative error of eps * |Y| / |Y - T|. Rather than guess, measure it on this
+very problem. In float32: run the hand-written NumPy backprop in float32 and in float64
+and take the largest difference per parameter. In float64 there is nothing more precise
+to compare with everywhere, so measure how far the float64 backprop moves when its
+inputs move by a few ulps (as another summation order would move them): the spread is
+the noise two correct float64 implementations may show against each other.
 
 A ReLU unit whose pre-activation lies within rounding of zero (in float32, or in
 float64 when it cancels to ~0, or is exactly 0) has no one right derivative: a
@@ -19,7 +21,7 @@ pre-activation would let a 1% error anywhere in W0 pass in float32).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -29,17 +31,26 @@ from ..problem import Problem
 # A low-precision unit counts as at its kink within this many times the largest
 # rounding error measured in its layer (relative to the size of its terms).
 KINK_MARGIN = 10.0
+# float64 noise: backprops at inputs moved by up to PERTURBATION_ULPS ulps (seeded).
+PERTURBATIONS = 2
+PERTURBATION_ULPS = 4.0
 
 
 @dataclass(frozen=True)
 class RoundingNoise:
-    """Largest |low-precision - float64| difference per parameter, and of the loss."""
+    """The rounding noise of a dtype: the largest difference per parameter a correct backend
+    may show (float32: against float64; float64: between two float64 implementations), and
+    of the loss."""
 
     params: dict[str, float]
     loss: float
     # Per entry, how far the gradient moves (in float64) when the ReLU units at their kink
     # (within the dtype's rounding of z = 0) take the other side; absent when there are none.
     kink_flips: dict[str, np.ndarray] = field(default_factory=dict)
+    # With exactly one unit at its kink a correct gradient is one of two values per entry:
+    # the reference, or the reference plus this (signed) jump. With more, any mix is.
+    kink_jumps: dict[str, np.ndarray] = field(default_factory=dict)
+    kink_units: int = 0
 
 
 def rounding_noise(problem: Problem) -> RoundingNoise:
@@ -47,6 +58,8 @@ def rounding_noise(problem: Problem) -> RoundingNoise:
     piecewise = nn.activation(problem.activation).has_kink
     patterns = _patterns(problem, problem.X, problem.weights, problem.biases)
     flips: dict[str, np.ndarray] = {}
+    jumps: dict[str, np.ndarray] = {}
+    units = 0
     if piecewise:
         at_kink = _units_at_kink(problem)
         if problem.dtype != "float64":  # and whatever this run of the dtype did flip
@@ -57,9 +70,12 @@ def rounding_noise(problem: Problem) -> RoundingNoise:
             toggled = [p ^ a for p, a in zip(patterns, at_kink)]
             base = _backprop(problem, "float64", patterns)
             other = _backprop(problem, "float64", toggled)
-            flips = {n: np.abs(other[n] - base[n]) for n in base}
+            jumps = {n: other[n] - base[n] for n in base}
+            flips = {n: np.abs(j) for n, j in jumps.items()}
+            units = int(sum(int(a.sum()) for a in at_kink))
     if problem.dtype == "float64":
-        return RoundingNoise({name: 0.0 for name in problem.parameter_names}, 0.0, flips)
+        params, loss = _float64_noise(problem, patterns if piecewise else None)
+        return RoundingNoise(params, loss, flips, jumps, units)
     if piecewise:
         # Both runs use float64's activation pattern: side changes are the per-entry flips
         # above, not noise of the whole tensor.
@@ -75,7 +91,65 @@ def rounding_noise(problem: Problem) -> RoundingNoise:
     low_loss = nn.network_loss(
         X, T, weights, biases, problem.activation, problem.loss, problem.negative_slope
     )
-    return RoundingNoise(params, abs(low_loss - problem.float64_loss()), flips)
+    # The loss of a correct backend may differ by its own rounding: at least the bound.
+    eps = float(np.finfo(np.dtype(problem.dtype)).eps)
+    bound = nn.loss_rounding(
+        problem.X,
+        problem.T,
+        problem.weights,
+        problem.biases,
+        problem.activation,
+        problem.loss,
+        problem.negative_slope,
+        eps,
+    )
+    loss = max(abs(low_loss - problem.float64_loss()), bound)
+    return RoundingNoise(params, loss, flips, jumps, units)
+
+
+def _float64_noise(
+    problem: Problem, patterns: list[np.ndarray] | None
+) -> tuple[dict[str, float], float]:
+    """How far the float64 gradient and loss move when every input moves by a few ulps.
+
+    With a piecewise activation, every run keeps the unperturbed activation pattern: units
+    at their kink are the per-entry flips, not noise of the whole tensor.
+    """
+    rng = np.random.default_rng(0)
+    exact = (
+        _backprop(problem, "float64", patterns)
+        if patterns is not None
+        else _exact_backprop(problem, "float64")
+    )
+    f0 = problem.float64_loss()
+    params = {name: 0.0 for name in exact}
+    loss = 0.0
+    for _ in range(PERTURBATIONS):
+        moved = _perturbed(problem, rng)
+        grads = (
+            _backprop(moved, "float64", patterns)
+            if patterns is not None
+            else _exact_backprop(moved, "float64")
+        )
+        for name, g in grads.items():
+            params[name] = max(params[name], float(np.abs(g - exact[name]).max()))
+        loss = max(loss, abs(moved.float64_loss() - f0))
+    return params, loss
+
+
+def _perturbed(problem: Problem, rng: np.random.Generator) -> Problem:
+    """The problem with X, the weights and the biases moved by up to a few ulps each."""
+    u = PERTURBATION_ULPS * float(np.finfo(np.float64).eps) / 2
+
+    def move(a: np.ndarray) -> np.ndarray:
+        return np.asarray(a * (1.0 + u * rng.uniform(-1.0, 1.0, size=a.shape)))
+
+    return replace(
+        problem,
+        X=move(problem.X),
+        weights=tuple(move(w) for w in problem.weights),
+        biases=tuple(move(b) for b in problem.biases),
+    )
 
 
 def _arrays(

@@ -23,6 +23,9 @@ class ParamResult:
     ok: bool
     worst_index: tuple[int, ...] | None
     hint: str | None = None
+    # The largest error the check lets pass at an entry, as a fraction of the parameter's
+    # largest reference entry (entries at a ReLU kink aside); None without a scale.
+    sensitivity: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -35,6 +38,7 @@ class ParamResult:
             "ok": self.ok,
             "worst_index": list(self.worst_index) if self.worst_index is not None else None,
             "hint": self.hint,
+            "sensitivity": self.sensitivity,
         }
 
 
@@ -54,6 +58,8 @@ class BackendResult:
     seconds: float = 0.0
     gradients: Gradients | None = field(default=None, repr=False)
     directional: DirectionalVerdict | None = field(default=None, repr=False)
+    reference: str | None = None  # what judged it: "finite differences" or "consensus"
+    sensitivity: float | None = None  # the largest of its parameters' sensitivities
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -67,6 +73,8 @@ class BackendResult:
             "params": [p.to_dict() for p in self.params],
             "hints": list(self.hints),
             "traceback": self.traceback,
+            "reference": self.reference,
+            "sensitivity": self.sensitivity,
         }
 
 
@@ -116,6 +124,27 @@ class FiniteDifferenceSummary:
         }
 
 
+@dataclass(frozen=True)
+class Validation:
+    """The verdict on the reference itself."""
+
+    by: str  # "finite differences" or "agreement" (finite differences off)
+    members: tuple[str, ...]
+    ok: bool
+    agreement: float | None  # the largest relative difference between two members
+    problems: tuple[str, ...] = ()  # why it is not ok, one line each
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON form."""
+        return {
+            "by": self.by,
+            "backends": list(self.members),
+            "ok": self.ok,
+            "agreement": self.agreement,
+            "problems": list(self.problems),
+        }
+
+
 @dataclass(frozen=True, eq=False)
 class Report:
     """The outcome of a check; `to_dict()` is the JSON report."""
@@ -135,6 +164,11 @@ class Report:
     unresolved: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Said once for the whole run (e.g. where float32 rounding could hide a 10% mistake).
     notes: tuple[str, ...] = ()
+    # The built-ins' float64 consensus, when it judged the user's functions: how it was
+    # validated, and the tolerance of the comparison (rtol, the largest atol).
+    validation: Validation | None = None
+    consensus_rtol: float | None = None
+    consensus_atol: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report (its schema: the README's JSON report section)."""
@@ -146,7 +180,16 @@ class Report:
             "agreement": dict(self.agreement),
             "finite_difference": fd.to_dict() if fd is not None else {"mode": "off"},
             "reference": self.reference_name,
-            "tolerances": {"rtol": self.rtol, "atol": self.atol},
+            "tolerances": {
+                "rtol": self.rtol,
+                "atol": self.atol,
+                "consensus": (
+                    {"rtol": self.consensus_rtol, "atol": self.consensus_atol}
+                    if self.validation is not None
+                    else None
+                ),
+            },
+            "validation": self.validation.to_dict() if self.validation is not None else None,
             "unresolved": dict(self.unresolved),
             "notes": list(self.notes),
             "timings": self.timings,
