@@ -78,6 +78,7 @@ def check(
     fd: str = "auto",  # as on the command line: full up to a threshold, then sampled
     rtol: float | None = None,
     atol: float | None = None,
+    reference: str = "auto",
 ) -> Report:
     """Check your gradient functions against the built-in backends and finite differences.
 
@@ -85,7 +86,9 @@ def check(
     f(X, T, W, B), or "FILE:FUNC" strings. The problem comes from `problem`, from file paths
     (`data`, `params`, `utils`, as on the command line; default: the bundled exercise network)
     or from arrays (`data=(X, T), params=(W, B)`). `backends` lists built-in backends to run
-    alongside (default: all). Returns the Report: `.ok`, `.to_dict()`, and a rich rendering
+    alongside (default: all). `reference` is what judges your functions: "backends" (the
+    built-ins' float64 consensus, validated by finite differences), "fd", or "auto" (backends
+    when two built-ins run). Returns the Report: `.ok`, `.to_dict()`, and a rich rendering
     in Jupyter.
     """
     options: dict[str, Any] = dict(
@@ -99,5 +102,6 @@ def check(
         backends = [backends]
     names = list(backends) if backends is not None else backend_names()
     chosen = [create_backend(n) for n in names] + _user_backends(functions)
-    report = run_checks(problem, chosen, CheckOptions(rtol=rtol, atol=atol, fd_mode=fd))
+    settings = CheckOptions(rtol=rtol, atol=atol, fd_mode=fd, reference=reference)
+    report = run_checks(problem, chosen, settings)
     return NotebookReport.of(report)

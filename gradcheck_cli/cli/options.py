@@ -14,6 +14,7 @@ from rich.markup import escape
 from ..fd import FD_MODES
 from ..nn import ACTIVATIONS, LOSSES
 from ..problem import DTYPES
+from ..verdict.policy import REFERENCES
 from .application import stderr
 
 if TYPE_CHECKING:
@@ -34,11 +35,13 @@ if TYPE_CHECKING:  # to mypy they are str enums; at run time they are built from
     Loss: TypeAlias = _Choice
     DType: TypeAlias = _Choice
     FDMode: TypeAlias = _Choice
+    Reference: TypeAlias = _Choice
 else:
     Activation = _choices("Activation", ACTIVATIONS)
     Loss = _choices("Loss", LOSSES)
     DType = _choices("DType", DTYPES)
     FDMode = _choices("FDMode", FD_MODES)
+    Reference = _choices("Reference", REFERENCES)
 
 
 # Loading options shared by `run` and `inspect`: declared once here, used by both commands.

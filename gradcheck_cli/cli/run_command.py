@@ -30,6 +30,7 @@ from .options import (
     NegativeSlopeOption,
     OutputFormat,
     ParamsOption,
+    Reference,
     UtilsOption,
     load,
 )
@@ -188,6 +189,14 @@ def run(
     fd_order: Annotated[
         int, typer.Option(help="Finite-difference order: 2 (central) or 4 (Richardson).")
     ] = 2,
+    reference: Annotated[
+        Reference,
+        typer.Option(
+            help="What judges your functions: backends (the built-ins' float64 consensus, "
+            "validated by finite differences: rounding-level sensitivity), fd (finite "
+            "differences), or auto (backends when two built-ins run, else fd)."
+        ),
+    ] = Reference("auto"),
 ) -> None:
     """Compute the gradients with every backend, compare them, and exit 1 if any disagrees."""
     from ..verdict import CheckOptions, run_checks
@@ -222,6 +231,7 @@ def run(
                 fd_samples=fd_samples,
                 fd_order=fd_order,
                 seed=seed,
+                reference=reference.value,
                 progress=progress,
             )
             report = run_checks(problem, backends, options, load_seconds=load_seconds)

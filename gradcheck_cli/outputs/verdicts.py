@@ -43,12 +43,34 @@ def unresolved_text(report: Report) -> str:
     parts = []
     for cause, names in by_cause.items():
         hidden = min(report.unresolved[n]["hidden"] for n in names)
-        fix = "--dtype float64" if "rounding" in cause else "a larger --fd-step or --fd off"
+        where = ", ".join(names)
+        if cause in UNRESOLVED_TEXTS:
+            parts.append(UNRESOLVED_TEXTS[cause].format(where=where))
+            continue
+        fix = {
+            "float32 rounding": "rerun with --dtype float64",
+            "float64 rounding": "check at parameters farther from the minimum",
+            "finite differences": "rerun with a larger --fd-step, or with two built-in "
+            "backends so that their consensus judges",
+            "atol": "rerun with a smaller --atol",
+        }.get(cause, "see the notes")
         parts.append(
             f"{cause} could hide mistakes of {hidden:.0%} or more of the largest entry in "
-            f"{', '.join(names)} (rerun with {fix})"
+            f"{where} ({fix})"
         )
     return "cannot verify every parameter: " + "; ".join(parts)
+
+
+# Causes that hide everything there, said in their own words.
+UNRESOLVED_TEXTS = {
+    "ReLU kinks": "every entry of {where} that could show a mistake sits at a ReLU kink, "
+    "where either side is right (move the parameters slightly off the kink)",
+    "zero gradient": "every gradient entry is exactly zero at these parameters (the loss is at "
+    "an exact minimum), so a wrong backprop would return zeros too (check at other parameters)",
+    "no validated reference": "with finite differences off and fewer than two built-in "
+    "backends, nothing validates the reference for {where} (turn finite differences on, or "
+    "run two built-in backends)",
+}
 
 
 def fd_text(report: Report) -> str:

@@ -124,8 +124,8 @@ def validate_options(options: CheckOptions) -> None:
     low, high = FD_STEP_RANGE
     if options.fd_step is not None and not low <= options.fd_step <= high:
         raise InputError(
-            f"fd_step must be between {low:g} and {high:g} (the step is "
-            f"fd_step x max(1, |theta|)), got {options.fd_step:g}",
+            f"fd_step must be between {low:g} and {high:g} (a base step: each entry moves "
+            f"by it x max(1, |theta|)), got {options.fd_step:g}",
             arguments=("fd_step",),
         )
     for name, value in (("rtol", options.rtol), ("atol", options.atol)):

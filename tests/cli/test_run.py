@@ -15,6 +15,9 @@ from gradcheck_cli import cli, load_problem
 from gradcheck_cli.backends import create_backend
 from tests.helpers import random_problem, wrong_numpy
 
+STEP_RANGE = "1e-12 and 0.1"
+STEP_WHY = "(a base step: each entry moves by it x max(1, |theta|))"
+
 runner = CliRunner()
 
 
@@ -109,7 +112,7 @@ def test_cli_directional_json_says_which_mode_ran():
     [
         (["--fd-order", "3"], "--fd-order must be one of 2, 4"),
         (["--fd", "sample", "--fd-samples", "0"], "--fd-samples must be at least 1"),
-        (["--fd-step", "-1"], "--fd-step must be positive"),
+        (["--fd-step", "-1"], "--fd-step must be between 1e-12 and 0.1"),
     ],
 )
 def test_cli_bad_fd_options_exit_2(args, message):
@@ -122,8 +125,22 @@ def test_cli_bad_fd_options_exit_2(args, message):
     ("args", "message"),
     [
         # --fd-step inf would make every estimate NaN, and let a half-MSE gradient pass (exit 0).
-        (["--fd-step", "inf"], "--fd-step must be positive and finite, got inf"),
-        (["--fd-step", "nan"], "--fd-step must be positive and finite, got nan"),
+        (["--fd-step", "inf"], f"--fd-step must be between 1e-12 and 0.1 {STEP_WHY}, got inf"),
+        (["--fd-step", "nan"], f"--fd-step must be between 1e-12 and 0.1 {STEP_WHY}, got nan"),
+        # A step outside the range gives no estimate at all: bad input, not a verdict.
+        *(
+            (
+                ["--fd-step", given],
+                f"--fd-step must be between 1e-12 and 0.1 {STEP_WHY}, got {shown}",
+            )
+            for given, shown in (
+                ("1e-20", "1e-20"),
+                ("1e-18", "1e-18"),
+                ("5e-324", "4.94066e-324"),
+                ("1e50", "1e+50"),
+                ("1e300", "1e+300"),
+            )
+        ),
         # A negative or NaN tolerance would fail every backend (exit 1) or judge nothing.
         (["--rtol", "-1"], "--rtol must be a finite number >= 0, got -1.0"),
         (["--rtol", "nan"], "--rtol must be a finite number >= 0, got nan"),

@@ -33,7 +33,7 @@ runner = CliRunner()
         (["run", "--backend", "jax"], "unknown backend 'jax'"),
         (["run", "--data", "missing.npz"], "missing.npz: no such file"),
         (["run", "--fd", "off", "-b", "numpy"], "nothing to compare"),
-        (["run", "--fd-step", "-1"], "must be positive"),
+        (["run", "--fd-step", "-1"], "must be between 1e-12 and 0.1"),
         (["run", "-b", "numpy", "-b", "numpy"], "backend given twice"),
     ],
 )

@@ -10,13 +10,22 @@ from gradcheck_cli.backends import create_backend
 from gradcheck_cli.errors import InputError
 from gradcheck_cli.inputs.loading import make_problem
 from gradcheck_cli.verdict import CheckOptions, run_checks
+from gradcheck_cli.verdict.policy import tolerance
 from tests.helpers import ScaledBackend, builtin_backends, random_problem
 
 
 def test_float32_uses_float32_tolerances(exercise_problem):
-    assert CheckOptions().tolerances("float32") == (1e-3, 1e-5)
-    assert CheckOptions(rtol=1e-2).tolerances("float32", scale=2.0) == (1e-2, 2e-5)
-    assert CheckOptions(atol=1e-7).tolerances("float32", scale=2.0) == (1e-3, 1e-7)
+    estimates = {"W0": np.array([[2.0, -1.0]]), "B0": np.array([0.5])}
+    default = tolerance(CheckOptions(), "fd", "float32", estimates)
+    assert default.rtol == 1e-3 and default.atol == {"W0": 2e-5, "B0": 5e-6}
+    assert tolerance(CheckOptions(rtol=1e-2), "fd", "float32", estimates).rtol == 1e-2
+    assert tolerance(CheckOptions(atol=1e-7), "fd", "float32", estimates).atol == {
+        "W0": 1e-7,
+        "B0": 1e-7,
+    }
+    # Against the float64 consensus: no rtol, a rounding-level atol per parameter.
+    consensus = tolerance(CheckOptions(), "consensus", "float64", estimates)
+    assert consensus.rtol == 0.0 and consensus.atol == {"W0": 2e-9, "B0": 5e-10}
     report = run_checks(exercise_problem.with_dtype("float32"), [create_backend("numpy")])
     largest = max(float(np.abs(a).max()) for a in report.reference.values())
     assert report.rtol == 1e-3

@@ -33,6 +33,7 @@ def test_json_has_every_design_key(exercise_problem):
         "ok",
         "worst_index",
         "hint",
+        "sensitivity",
     }
     assert set(d["finite_difference"]) >= {
         "mode",
