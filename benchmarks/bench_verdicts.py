@@ -208,6 +208,9 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=150)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--torch", action="store_true", help="also run torch.autograd.gradcheck")
+    parser.add_argument(
+        "--dtype", choices=("float64", "float32"), help="only problems of one dtype"
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     kinds = [f"entry {e:g}" for e in ENTRY_ERRORS] + list(WHOLE)
@@ -216,6 +219,8 @@ def main() -> None:
     start = time.perf_counter()
     for index in range(args.problems):
         problem, point = random_problem(rng, index)
+        if args.dtype is not None and problem.dtype != args.dtype:
+            continue
         correct = careful_user(problem)
         label = f"#{index} {problem.describe()} at a {point} point"
         checkers: list[tuple[str, Callable[..., tuple[str, dict[str, float]]]]] = [("ours", ours)]

@@ -12,6 +12,7 @@ from .losses import LOSSES, Loss, loss
 from .mlp import (
     backward,
     forward,
+    gradient_rounding,
     gradients,
     loss_rounding,
     network_loss,
@@ -27,6 +28,7 @@ __all__ = [
     "activation",
     "backward",
     "forward",
+    "gradient_rounding",
     "gradients",
     "loss",
     "loss_rounding",

@@ -53,6 +53,9 @@ class Loss:
     # bounds the rounding of evaluating it from a given Y. Nearly converged, it is far
     # above the loss itself (cross-entropy: lse(Y) - Y_t cancels two numbers of size |Y|).
     magnitude: Callable[[np.ndarray, np.ndarray], float]
+    # Per element of dLoss/dY, the size of the terms it is computed from: eps x this bounds
+    # its rounding (nearly converged, softmax - P and sigmoid - T cancel digits).
+    gradient_magnitude: Callable[[np.ndarray, np.ndarray], np.ndarray]
     squared: bool = False
 
 
@@ -81,6 +84,7 @@ _TABLE = (
         rows=lambda Y, T, n: np.asarray(((Y - T) ** 2).sum(axis=1) / (n * Y.shape[1])),
         averaged_elements=lambda T, samples: int(T.size),
         magnitude=lambda Y, T: float(((Y - T) ** 2).mean()),
+        gradient_magnitude=lambda Y, T: 2.0 * (np.abs(Y) + np.abs(T)) / Y.size,
         squared=True,
     ),
     Loss(
@@ -90,6 +94,7 @@ _TABLE = (
         rows=lambda Y, T, n: np.asarray(((Y - T) ** 2).sum(axis=1)),
         averaged_elements=lambda T, samples: 1,
         magnitude=lambda Y, T: float(((Y - T) ** 2).sum()),
+        gradient_magnitude=lambda Y, T: 2.0 * (np.abs(Y) + np.abs(T)),
         squared=True,
     ),
     Loss(
@@ -99,6 +104,7 @@ _TABLE = (
         rows=lambda Y, T, n: np.asarray(-(class_targets(Y, T) * log_softmax(Y)).sum(axis=1) / n),
         averaged_elements=lambda T, samples: samples,
         magnitude=_cross_entropy_magnitude,
+        gradient_magnitude=lambda Y, T: (np.exp(log_softmax(Y)) + class_targets(Y, T)) / Y.shape[0],
     ),
     Loss(
         "bce",
@@ -107,6 +113,7 @@ _TABLE = (
         rows=lambda Y, T, n: np.asarray(_bce_terms(Y, T).sum(axis=1) / (n * Y.shape[1])),
         averaged_elements=lambda T, samples: int(T.size),
         magnitude=lambda Y, T: float((np.abs(Y) * (1.0 + np.abs(T)) + np.log(2.0)).mean()),
+        gradient_magnitude=lambda Y, T: (sigmoid(Y) + np.abs(T)) / Y.size,
     ),
 )
 LOSSES: dict[str, Loss] = {loss.name: loss for loss in _TABLE}

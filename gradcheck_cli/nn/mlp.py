@@ -103,6 +103,36 @@ def loss_rounding(
     return ROUNDING_ULPS * eps * (abs(loss.magnitude(Y, T)) + outputs)
 
 
+def gradient_rounding(
+    X: np.ndarray,
+    T: np.ndarray,
+    weights: Sequence[np.ndarray],
+    biases: Sequence[np.ndarray],
+    activation_name: str,
+    loss_name: str,
+    negative_slope: float,
+    eps: float,
+) -> tuple[list[float], list[float]]:
+    """Per layer, a bound on how far rounding dLoss/dY (eps x the size of its terms) moves
+    the largest entry of dW and dB: that rounding carried back through |W| and |act'|.
+
+    Nearly converged, dLoss/dY is a difference of nearly equal numbers (Y - T, softmax - P,
+    sigmoid - T): its absolute rounding stays while it shrinks, and every gradient inherits
+    it, in any correct implementation.
+    """
+    act = activation(activation_name)
+    Zs, As = forward(X, weights, biases, activation_name, negative_slope)
+    delta = ROUNDING_ULPS * eps * loss_named(loss_name).gradient_magnitude(Zs[-1], T)
+    dW, dB = [0.0] * len(weights), [0.0] * len(weights)
+    for i in reversed(range(len(weights))):
+        dW[i] = float((np.abs(As[i]).T @ delta).max())
+        dB[i] = float(delta.sum(axis=0).max())
+        if i > 0:
+            local = np.abs(act.derivative(Zs[i - 1], As[i], negative_slope))
+            delta = (delta @ np.abs(weights[i]).T) * local
+    return dW, dB
+
+
 def backward(
     inputs: Sequence[np.ndarray],
     Y: np.ndarray,

@@ -64,8 +64,11 @@ def validate_gradients(problem: Problem, grads: Gradients) -> None:
 
 
 def noise_floor(noise: RoundingNoise | None, name: str) -> float:
-    """The allowance for a correct backend's rounding, the same for every entry of `name`."""
-    return NOISE_FACTOR * noise.params.get(name, 0.0) if noise is not None else 0.0
+    """The allowance for a correct backend's rounding, the same for every entry of `name`:
+    ten times the measured noise, plus the bound on what no measurement samples."""
+    if noise is None:
+        return 0.0
+    return NOISE_FACTOR * noise.params.get(name, 0.0) + noise.bounds.get(name, 0.0)
 
 
 def flip_allowance(noise: RoundingNoise | None, name: str) -> np.ndarray | float:

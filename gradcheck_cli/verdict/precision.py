@@ -51,6 +51,9 @@ class RoundingNoise:
     # the reference, or the reference plus this (signed) jump. With more, any mix is.
     kink_jumps: dict[str, np.ndarray] = field(default_factory=dict)
     kink_units: int = 0
+    # Per parameter, a bound on the rounding of dLoss/dY carried back (nn.gradient_rounding):
+    # what a correct implementation may differ by that no measurement here samples.
+    bounds: dict[str, float] = field(default_factory=dict)
 
 
 def rounding_noise(problem: Problem) -> RoundingNoise:
@@ -73,9 +76,10 @@ def rounding_noise(problem: Problem) -> RoundingNoise:
             jumps = {n: other[n] - base[n] for n in base}
             flips = {n: np.abs(j) for n, j in jumps.items()}
             units = int(sum(int(a.sum()) for a in at_kink))
+    spread, spread_loss = _perturbation_noise(problem, patterns if piecewise else None)
+    bounds = _gradient_bounds(problem)
     if problem.dtype == "float64":
-        params, loss = _float64_noise(problem, patterns if piecewise else None)
-        return RoundingNoise(params, loss, flips, jumps, units)
+        return RoundingNoise(spread, spread_loss, flips, jumps, units, bounds)
     if piecewise:
         # Both runs use float64's activation pattern: side changes are the per-entry flips
         # above, not noise of the whole tensor.
@@ -84,8 +88,11 @@ def rounding_noise(problem: Problem) -> RoundingNoise:
     else:
         low = _exact_backprop(problem, problem.dtype)
         exact = _exact_backprop(problem, "float64")
+    # One run's rounding can be small by chance (a few terms, lucky signs): at least the
+    # spread at inputs moved by a few of the dtype's ulps, as another implementation's would.
     params = {
-        name: float(np.abs(low[name].astype(np.float64) - exact[name]).max()) for name in exact
+        name: max(float(np.abs(low[name].astype(np.float64) - exact[name]).max()), spread[name])
+        for name in exact
     }
     X, T, weights, biases = _arrays(problem, problem.dtype)
     low_loss = nn.network_loss(
@@ -104,13 +111,32 @@ def rounding_noise(problem: Problem) -> RoundingNoise:
         eps,
     )
     loss = max(abs(low_loss - problem.float64_loss()), bound)
-    return RoundingNoise(params, loss, flips, jumps, units)
+    return RoundingNoise(params, loss, flips, jumps, units, bounds)
 
 
-def _float64_noise(
+def _gradient_bounds(problem: Problem) -> dict[str, float]:
+    """nn.gradient_rounding for the problem's dtype, by parameter name."""
+    dW, dB = nn.gradient_rounding(
+        problem.X,
+        problem.T,
+        problem.weights,
+        problem.biases,
+        problem.activation,
+        problem.loss,
+        problem.negative_slope,
+        float(np.finfo(np.dtype(problem.dtype)).eps),
+    )
+    return {
+        **{f"W{i}": b for i, b in enumerate(dW)},
+        **{f"B{i}": b for i, b in enumerate(dB)},
+    }
+
+
+def _perturbation_noise(
     problem: Problem, patterns: list[np.ndarray] | None
 ) -> tuple[dict[str, float], float]:
-    """How far the float64 gradient and loss move when every input moves by a few ulps.
+    """How far the float64 gradient and loss move when every input moves by a few ulps of
+    the problem's dtype.
 
     With a piecewise activation, every run keeps the unperturbed activation pattern: units
     at their kink are the per-entry flips, not noise of the whole tensor.
@@ -125,7 +151,7 @@ def _float64_noise(
     params = {name: 0.0 for name in exact}
     loss = 0.0
     for _ in range(PERTURBATIONS):
-        moved = _perturbed(problem, rng)
+        moved = _perturbed(problem, rng, float(np.finfo(np.dtype(problem.dtype)).eps))
         grads = (
             _backprop(moved, "float64", patterns)
             if patterns is not None
@@ -137,15 +163,16 @@ def _float64_noise(
     return params, loss
 
 
-def _perturbed(problem: Problem, rng: np.random.Generator) -> Problem:
+def _perturbed(problem: Problem, rng: np.random.Generator, eps: float) -> Problem:
     """The problem with X, the weights and the biases moved by up to a few ulps each."""
-    u = PERTURBATION_ULPS * float(np.finfo(np.float64).eps) / 2
+    u = PERTURBATION_ULPS * eps / 2
 
     def move(a: np.ndarray) -> np.ndarray:
         return np.asarray(a * (1.0 + u * rng.uniform(-1.0, 1.0, size=a.shape)))
 
     return replace(
         problem,
+        dtype="float64",
         X=move(problem.X),
         weights=tuple(move(w) for w in problem.weights),
         biases=tuple(move(b) for b in problem.biases),
