@@ -92,6 +92,18 @@ def summary_table(report: Report) -> Table:
             "",
             "",
         )
+    if report.validation is not None and report.consensus:
+        w0 = report.consensus.get("W0")
+        sign = "=" if report.validation.ok else "?"
+        table.add_row(
+            Text(sign, style="cyan"),
+            Text("consensus", style="cyan"),
+            num(fd.loss if fd is not None else None, ".7g"),
+            num(float(w0.reshape(-1)[0]) if w0 is not None else None, ".7g"),
+            num(_overall_norm(list(report.consensus.values())), ".4g"),
+            "",
+            "",
+        )
     return table
 
 

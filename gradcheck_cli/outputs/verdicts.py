@@ -126,9 +126,9 @@ def caption(report: Report) -> str:
     """What the error columns are measured against, for a table's caption."""
     kinds = {r.reference for r in report.backends if r.error is None}
     if kinds == {"finite differences", "consensus"}:
-        return "finite differences (≈) for the built-ins, the built-ins' consensus for the others"
+        return "finite differences (≈) for the built-ins, their consensus (=) for the others"
     if kinds == {"consensus"}:
-        return "the built-ins' float64 consensus"
+        return "the built-ins' float64 consensus (=)"
     return f"{report.reference_name} (≈)"
 
 

@@ -167,6 +167,7 @@ class Report:
     # The built-ins' float64 consensus, when it judged the user's functions: how it was
     # validated, and the tolerance of the comparison (rtol, the largest atol).
     validation: Validation | None = None
+    consensus: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
     consensus_rtol: float | None = None
     consensus_atol: float | None = None
 

@@ -256,6 +256,7 @@ def run_checks(
         rtol=main_tol.rtol,
         atol=main_tol.largest_atol,
         validation=validation,
+        consensus=agreed.estimates if agreed is not None else {},
         consensus_rtol=users_tol.rtol if agreed is not None else None,
         consensus_atol=users_tol.largest_atol if agreed is not None else None,
     )

@@ -14,7 +14,7 @@ from gradcheck_cli.backends.numpy_backprop import NumpyBackprop
 from gradcheck_cli.inputs.loading import make_problem
 from gradcheck_cli.problem import Gradients, Problem
 from gradcheck_cli.verdict import CheckOptions, run_checks
-from gradcheck_cli.verdict.policy import NOISE_FACTOR
+from gradcheck_cli.verdict.judge import noise_floor
 from gradcheck_cli.verdict.precision import rounding_noise
 from tests.helpers import (
     ScaledBackend,
@@ -39,7 +39,7 @@ def test_float64_noise_covers_an_independent_float64_implementation(exercise_pro
     for name, theirs in torch_by_name(p).items():
         difference = float(np.abs(ours[name] - theirs).max())
         scale = float(np.abs(theirs).max())
-        assert difference <= NOISE_FACTOR * noise.params[name] + 1e-15 * scale, name
+        assert difference <= noise_floor(noise, name) + 1e-15 * scale, name
         assert noise.params[name] < 1e-6 * scale, name
 
 

@@ -10,7 +10,8 @@ from gradcheck_cli.errors import InputError
 from gradcheck_cli.inputs.loading import make_problem
 from gradcheck_cli.outputs.verdicts import unresolved_text
 from gradcheck_cli.verdict import CheckOptions, run_checks
-from gradcheck_cli.verdict.policy import HIDDEN_ERROR_HINT, NOISE_FACTOR, UNRESOLVED_FRACTION
+from gradcheck_cli.verdict.judge import noise_floor
+from gradcheck_cli.verdict.policy import HIDDEN_ERROR_HINT, UNRESOLVED_FRACTION
 from gradcheck_cli.verdict.precision import rounding_noise
 from tests.helpers import ScaledBackend, builtin_backends, near_convergence, network_output
 
@@ -25,7 +26,7 @@ def test_float32_noise_that_hides_mistakes_is_reported(exercise_problem):
     report = run_checks(near, [create_backend("numpy")])
     noise = rounding_noise(near)
     hidden = {
-        name: NOISE_FACTOR * noise.params[name] / float(np.abs(ref).max())
+        name: noise_floor(noise, name) / float(np.abs(ref).max())
         for name, ref in report.reference.items()
     }
     noted = [n for n in report.notes if "check with --dtype float64" in n]
