@@ -408,3 +408,80 @@ def parse_command(line: str) -> tuple[str, dict[str, str], str]:
         key, value = pair.split("=", 1)
         props[key] = unescape(value)
     return match.group("level"), props, unescape(match.group("data"))
+
+
+# Fuzzed problems (tests/verdict/test_fuzz.py, tests/fd/test_error_bars.py).
+TORCH_ACTIVATIONS = {
+    "relu": torch.relu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "leaky-relu": lambda z: torch.nn.functional.leaky_relu(z, 0.01),
+    "identity": lambda z: z,
+}
+# How far from convergence "nearly converged" is, as a fraction of the outputs' size: float32
+# cannot resolve a gradient much closer than this (its rounding is all there is).
+CONVERGED = {"float64": (-9.0, -3.0), "float32": (-4.0, -2.0)}
+
+
+def _forward(X: np.ndarray, W: list[np.ndarray], B: list[np.ndarray], act: str) -> np.ndarray:
+    A = torch.from_numpy(X)
+    for i, (w, b) in enumerate(zip(W, B)):
+        A = A @ torch.from_numpy(w) + torch.from_numpy(b)
+        if i < len(W) - 1:
+            A = TORCH_ACTIVATIONS[act](A)
+    return A.numpy()
+
+
+def fuzz_problem(seed: int, activation: str, loss: str, dtype: str, point: str) -> Problem:
+    """A random MLP problem of 1-4 layers at the requested kind of point."""
+    rng = np.random.default_rng(seed)
+    depth = int(rng.integers(1, 5))
+    outputs = int(rng.integers(2, 4)) if loss == "cross-entropy" else int(rng.integers(1, 4))
+    widths = [int(rng.integers(1, 7)) for _ in range(depth)] + [outputs]
+    samples = int(rng.integers(2, 11))
+    X = rng.standard_normal((samples, widths[0]))
+    W = [rng.standard_normal((a, b)) / np.sqrt(a) for a, b in zip(widths, widths[1:])]
+    B = [0.1 * rng.standard_normal(b) for b in widths[1:]]
+    if point == "kink" and depth >= 2:
+        layer = int(rng.integers(0, depth - 1))
+        Z = _forward(X, W[: layer + 1], B[: layer + 1], activation)
+        row, unit = int(rng.integers(samples)), int(rng.integers(Z.shape[1]))
+        B[layer][unit] -= Z[row, unit] - rng.choice([0.0, 1e-12, -1e-9])
+    Y = _forward(X, W, B, activation)
+    if point == "converged" and loss in ("mse", "sse"):
+        low, high = CONVERGED[dtype]
+        T = Y + 10.0 ** rng.uniform(low, high) * np.abs(Y).max() * rng.standard_normal(Y.shape)
+    elif point == "converged":
+        W[-1], B[-1] = 8 * W[-1], 8 * B[-1]  # confident outputs
+        Y = _forward(X, W, B, activation)
+        T = Y.argmax(axis=1) if loss == "cross-entropy" else (Y > 0).astype(float)
+    elif loss == "cross-entropy":
+        T = rng.integers(0, outputs, size=samples)
+    elif loss == "bce":
+        T = rng.uniform(0, 1, size=(samples, outputs))
+    else:
+        T = rng.standard_normal((samples, outputs))
+    source = f"fuzzed problem at a {point} point"
+    return make_problem(X, T, W, B, activation=activation, loss=loss, dtype=dtype, source=source)
+
+
+def careful_user(problem: Problem) -> list[np.ndarray]:
+    """The gradient by torch autograd in the problem's dtype: what a careful user returns."""
+    dtype = torch.float64 if problem.dtype == "float64" else torch.float32
+    params = [torch.tensor(p, dtype=dtype, requires_grad=True) for p in problem.parameters]
+    k = problem.depth
+    A = torch.tensor(problem.X, dtype=dtype)
+    for i in range(k):
+        A = A @ params[i] + params[k + i]
+        if i < k - 1:
+            A = TORCH_ACTIVATIONS[problem.activation](A)
+    F = torch.nn.functional
+    if problem.loss == "cross-entropy":
+        value = F.cross_entropy(A, torch.tensor(problem.T))
+    elif problem.loss == "bce":
+        value = F.binary_cross_entropy_with_logits(A, torch.tensor(problem.T, dtype=dtype))
+    else:
+        T = torch.tensor(problem.T, dtype=dtype)
+        value = F.mse_loss(A, T, reduction="mean" if problem.loss == "mse" else "sum")
+    value.backward()
+    return [p.grad.numpy().astype(np.float64) for p in params]  # type: ignore[union-attr]
