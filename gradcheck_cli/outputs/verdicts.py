@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..verdict.resolution import percent
 from ..verdict.result import BackendResult, ParamResult, Report
 
 
@@ -55,7 +56,7 @@ def unresolved_text(report: Report) -> str:
             "atol": "rerun with a smaller --atol",
         }.get(cause, "see the notes")
         parts.append(
-            f"{cause} could hide mistakes of {hidden:.0%} or more of the largest entry in "
+            f"{cause} could hide mistakes of {percent(hidden)} or more of the largest entry in "
             f"{where} ({fix})"
         )
     return "cannot verify every parameter: " + "; ".join(parts)

@@ -23,6 +23,11 @@ CAUSE_KINKS = "ReLU kinks"
 CAUSE_ZERO = "zero gradient"
 
 
+def percent(fraction: float) -> str:
+    """A fraction as a percentage, capped where the number stops meaning anything."""
+    return f"{fraction:.0%}" if fraction < 10 else "over 1000%"
+
+
 def rounding_cause(dtype: str) -> str:
     """The cause named when a dtype's rounding noise hides mistakes."""
     return f"{dtype} rounding"
@@ -105,7 +110,9 @@ def resolution_notes(resolution: dict[str, Resolution], dtype: str) -> list[str]
 
 def _precision_note(resolution: dict[str, Resolution], dtype: str) -> list[str]:
     """Say so when the dtype's measured rounding noise is large enough to hide a mistake."""
-    hidden = [f"{n} {r.noise:.0%}" for n, r in resolution.items() if r.noise > HIDDEN_ERROR_HINT]
+    hidden = [
+        f"{n} {percent(r.noise)}" for n, r in resolution.items() if r.noise > HIDDEN_ERROR_HINT
+    ]
     if not hidden:
         return []
     fix = "--dtype float64" if dtype != "float64" else "parameters farther from convergence"
@@ -136,7 +143,7 @@ def validation_notes(resolution: dict[str, Resolution]) -> list[str]:
     """Where finite differences could not check the built-ins, the consensus that judged the
     user's functions rests on the built-ins' agreement: say so."""
     weak = [
-        f"{name} (errors up to {min(r.floor, 9.99):.0%} of its largest entry unseen)"
+        f"{name} (errors up to {percent(r.floor)} of its largest entry unseen)"
         for name, r in resolution.items()
         if r.floor > HIDDEN_ERROR_HINT
     ]
