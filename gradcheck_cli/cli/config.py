@@ -108,6 +108,20 @@ def _unwrap(annotation: Any) -> tuple[type, bool]:
     return str, False
 
 
+def _without_implicit_optional(hint: Any) -> Any:
+    """`Annotated[X | None, ...]` where Python 3.10 hands back `Optional[Annotated[...]]`.
+
+    Before 3.11, get_type_hints wraps the hint of a parameter that defaults to None in
+    Optional, outside the Annotated, which would hide the typer.Option metadata.
+    """
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1 and typing.get_origin(inner[0]) is typing.Annotated:
+            return inner[0]  # its own type already says `| None` where None is allowed
+    return hint
+
+
 def option_specs(command: Callable[..., Any]) -> dict[str, OptionSpec]:
     """The options of a typer command function, keyed by normalised long name (`fd-step`)."""
     hints = typing.get_type_hints(command, include_extras=True)
@@ -117,10 +131,10 @@ def option_specs(command: Callable[..., Any]) -> dict[str, OptionSpec]:
         hint = hints.get(name)
         if hint is None:
             continue
-        base: Any = hint
+        base: Any = _without_implicit_optional(hint)
         metadata: tuple[Any, ...] = ()
-        if typing.get_origin(hint) is typing.Annotated:
-            base, *rest = typing.get_args(hint)
+        if typing.get_origin(base) is typing.Annotated:
+            base, *rest = typing.get_args(base)
             metadata = tuple(rest)
         element, multiple = _unwrap(base)
         if not issubclass(element, SUPPORTED_TYPES):
