@@ -10,10 +10,9 @@ import itertools
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 from typer.testing import CliRunner
 
 from gradcheck_cli import cli
@@ -62,6 +61,8 @@ def random_problem(
 
 def torch_reference(problem: Problem) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
     """Loss and gradients by torch autograd, written here independently of the package (float64)."""
+    import torch
+
     X = torch.tensor(problem.X, dtype=torch.float64)
     W = [torch.tensor(w, dtype=torch.float64, requires_grad=True) for w in problem.weights]
     B = [torch.tensor(b, dtype=torch.float64, requires_grad=True) for b in problem.biases]
@@ -263,8 +264,13 @@ def data_of(named: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: named[k] for k in ("X", "T")}
 
 
-def sequential_for(named: dict[str, np.ndarray], dtype: torch.dtype = torch.float64) -> nn.Module:
-    """An nn.Sequential(Linear, ReLU, Linear, ...) holding W0.., B0.. (weight = W.T)."""
+def sequential_for(named: dict[str, np.ndarray], dtype: Any = None) -> Any:
+    """An nn.Sequential(Linear, ReLU, Linear, ...) holding W0.., B0.. (weight = W.T), float64
+    unless `dtype` says otherwise."""
+    import torch
+    from torch import nn
+
+    dtype = torch.float64 if dtype is None else dtype
     depth = sum(1 for k in named if k[0] == "W")
     modules: list[nn.Module] = []
     for i in range(depth):
@@ -311,6 +317,8 @@ def write_utils(tmp_path: Path, named: dict[str, np.ndarray], name: str = "utils
 
 def write_every_format(tmp_path: Path, named: dict[str, np.ndarray]) -> dict[str, dict[str, Path]]:
     """`named` written in every input format; label -> the loading options that read it."""
+    import torch
+
     np.savez(tmp_path / "all.npz", **named)
     np.savez(tmp_path / "data.npz", **data_of(named))
     np.savez(tmp_path / "params.npz", **params_of(named))

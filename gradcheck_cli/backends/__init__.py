@@ -36,7 +36,16 @@ def create_backend(name: str, **options: Any) -> Backend:
         known = ", ".join(BUILTIN_BACKENDS)
         raise InputError(f"unknown backend {name!r}; choose from: {known}")
     module_name, class_name, _ = BUILTIN_BACKENDS[name]
-    module = importlib.import_module(f"{__name__}.{module_name}")
+    try:
+        module = importlib.import_module(f"{__name__}.{module_name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":
+            raise
+        # A missing dependency is the installation's problem, not a bug of ours: one line.
+        raise InputError(
+            f"backend {name} needs PyTorch, which is not installed here: install it "
+            "(pip install torch) or run only the numpy backend"
+        ) from None
     backend: Backend = getattr(module, class_name)(**options)
     return backend
 

@@ -18,6 +18,7 @@ from tests.helpers import random_problem, wrong_numpy
 runner = CliRunner()
 
 
+@pytest.mark.torch
 def test_run_prints_table_and_exits_0():
     result = runner.invoke(cli.app, ["run"])
     assert result.exit_code == 0, result.output
@@ -26,6 +27,7 @@ def test_run_prints_table_and_exits_0():
     assert "all 3 backends agree" in result.output
 
 
+@pytest.mark.torch
 def test_run_json_is_the_only_stdout():
     result = runner.invoke(cli.app, ["run", "--json"])
     assert result.exit_code == 0
@@ -39,6 +41,7 @@ def test_run_json_is_the_only_stdout():
     assert report["finite_difference"]["checked"] == report["problem"]["parameters"] == 121
 
 
+@pytest.mark.torch
 def test_backend_subset():
     result = runner.invoke(cli.app, ["run", "--json", "-b", "numpy", "-b", "torch-sequential"])
     assert [b["name"] for b in json.loads(result.stdout)["backends"]] == [
@@ -47,6 +50,7 @@ def test_backend_subset():
     ]
 
 
+@pytest.mark.torch
 def test_wrong_backend_exits_1(monkeypatch):
     wrong_numpy(monkeypatch)
     result = runner.invoke(cli.app, ["run"])
@@ -70,6 +74,7 @@ def test_a_reader_that_leaves_early_does_not_change_the_exit_code():
     assert b"Traceback" not in err
 
 
+@pytest.mark.torch
 def test_cli_activation_loss_and_dtype(tmp_path):
     problem = random_problem([3, 4, 3], samples=6, seed=8, loss="cross-entropy")
     path = tmp_path / "ce.npz"
@@ -94,6 +99,7 @@ def test_cli_unknown_activation_is_usage_error():
     assert "Traceback" not in result.output
 
 
+@pytest.mark.torch
 def test_cli_directional_json_says_which_mode_ran():
     result = runner.invoke(cli.app, ["run", "--fd", "directional", "--fd-samples", "5", "--json"])
     assert result.exit_code == 0, result.output
@@ -104,6 +110,7 @@ def test_cli_directional_json_says_which_mode_ran():
         assert key in fd
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize(
     ("args", "message"),
     [

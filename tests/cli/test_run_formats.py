@@ -8,6 +8,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from gradcheck_cli import cli
@@ -53,6 +54,7 @@ def test_show_prints_the_parameter_entry_by_entry():
     assert "[:, 2]" in out and "only W1[:, 2] is wrong" in out
 
 
+@pytest.mark.torch
 def test_show_unknown_parameter_exits_2():
     result = runner.invoke(cli.app, ["run", "--show", "W9"])
     assert result.exit_code == 2
@@ -61,6 +63,7 @@ def test_show_unknown_parameter_exits_2():
     )
 
 
+@pytest.mark.torch
 def test_format_github_annotates_a_failing_backend(monkeypatch):
     wrong_numpy(monkeypatch)
     result = runner.invoke(cli.app, ["run", "--format", "github"])
@@ -109,6 +112,7 @@ def summary_rows(markdown: str) -> list[list[str]]:
     return rows
 
 
+@pytest.mark.torch
 def test_summary_is_appended_and_tabulates_every_backend(tmp_path, monkeypatch):
     wrong_numpy(monkeypatch)
     path = tmp_path / "summary.md"
@@ -127,6 +131,7 @@ def test_summary_is_appended_and_tabulates_every_backend(tmp_path, monkeypatch):
     assert "- scaled W2: max rel err 5.000e-01" in text
 
 
+@pytest.mark.torch
 def test_passing_run_writes_junit_with_no_failures(tmp_path):
     path = tmp_path / "out" / "gradcheck.xml"
     path.parent.mkdir()
@@ -147,6 +152,7 @@ def test_passing_run_writes_junit_with_no_failures(tmp_path):
     assert all(float(c.get("time")) >= 0 for c in suite.iter("testcase"))
 
 
+@pytest.mark.torch
 def test_failing_backend_gives_exit_1_and_failures_with_numbers(tmp_path, monkeypatch):
     wrong_numpy(monkeypatch)
     path = tmp_path / "gradcheck.xml"

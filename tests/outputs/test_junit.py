@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from gradcheck_cli.backends import create_backend
 from gradcheck_cli.backends.base import Backend
 from gradcheck_cli.backends.numpy_backprop import NumpyBackprop
@@ -72,6 +74,7 @@ def test_missing_biases_are_skipped_and_a_wrong_loss_fails_the_loss_case(exercis
     assert junit_counts(suite) == expected
 
 
+@pytest.mark.torch
 def test_fd_off_skips_the_finite_difference_case(exercise_problem):
     backends = [create_backend("numpy"), create_backend("torch-functional")]
     report = run_checks(exercise_problem, backends, CheckOptions(fd_mode="off"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from gradcheck_cli.backends import create_backend
 from gradcheck_cli.inputs.loading import make_problem
 from gradcheck_cli.outputs.verdicts import unresolved_text
@@ -20,6 +22,7 @@ def test_float32_noise_that_hides_mistakes_is_reported(exercise_problem):
     assert plain.notes == () and plain.backend("numpy").hints == ()
 
 
+@pytest.mark.torch
 def test_gradients_too_small_for_finite_differences_are_reported(exercise_problem):
     # Weights 1e-4: the gradient of W2 (~1e-11) is far below what central differences
     # resolve (~eps |loss| / h = 1e-10); a mistake there could not be seen, and the report
@@ -63,6 +66,7 @@ def test_a_step_too_small_for_the_reference_is_inconclusive(exercise_problem):
     assert "rerun with a larger --fd-step" in unresolved_text(report)
 
 
+@pytest.mark.torch
 def test_a_fully_resolved_run_has_no_unresolved_parameters(exercise_problem):
     report = run_checks(exercise_problem, builtin_backends())
     assert report.ok and report.unresolved == {}

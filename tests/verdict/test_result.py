@@ -10,6 +10,7 @@ from gradcheck_cli.verdict import run_checks
 from tests.helpers import builtin_backends
 
 
+@pytest.mark.torch
 def test_json_has_every_design_key(exercise_problem):
     d = run_checks(exercise_problem, builtin_backends()).to_dict()
     assert {"ok", "problem", "backends", "agreement", "finite_difference", "timings"} <= set(d)
