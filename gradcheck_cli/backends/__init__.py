@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, did_you_mean
 from .base import Backend
 
 # name -> (module, class, one-line description). Adding a backend: one module, one line here.
@@ -34,7 +34,9 @@ def create_backend(name: str, **options: Any) -> Backend:
     """Instantiate the built-in backend `name`; options (e.g. device) go to its constructor."""
     if name not in BUILTIN_BACKENDS:
         known = ", ".join(BUILTIN_BACKENDS)
-        raise InputError(f"unknown backend {name!r}; choose from: {known}")
+        raise InputError(
+            f"unknown backend {name!r}{did_you_mean(name, BUILTIN_BACKENDS)}; choose from: {known}"
+        )
     module_name, class_name, _ = BUILTIN_BACKENDS[name]
     try:
         module = importlib.import_module(f"{__name__}.{module_name}")

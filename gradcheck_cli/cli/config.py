@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, did_you_mean
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,7 +31,7 @@ else:  # pragma: no cover - exercised on the Python 3.10 CI job
 PYPROJECT = "pyproject.toml"
 TABLE = ("tool", "gradcheck")
 # Options that make no sense inside a configuration file.
-NOT_CONFIGURABLE = frozenset({"config", "help"})
+NOT_CONFIGURABLE = frozenset({"config", "help", "debug"})
 SUPPORTED_TYPES = (bool, int, float, str, Path, enum.Enum)
 # "path/to/file.py:function", the form of --user.
 _FILE_FUNC = re.compile(r"^(?P<file>.+\.py):(?P<func>[A-Za-z_][A-Za-z0-9_.]*)$")
@@ -215,7 +215,8 @@ def resolve_config(
         spec = specs.get(_normalise(key))
         if spec is None:
             known = ", ".join(sorted(specs))
-            raise InputError(f"{path}: unknown gradcheck option {key!r}; known: {known}")
+            hint = did_you_mean(_normalise(key), specs)
+            raise InputError(f"{path}: unknown gradcheck option {key!r}{hint}; known: {known}")
         if spec.name in seen:
             raise InputError(f"{path}: {key!r} and {seen[spec.name]!r} set the same option")
         seen[spec.name] = key

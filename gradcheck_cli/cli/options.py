@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import warnings
 from collections.abc import Iterable
 from enum import Enum
@@ -11,12 +12,14 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 import typer
 from rich.markup import escape
 
+from ..errors import InputError, did_you_mean
 from ..fd import FD_MODES
 from ..nn import ACTIVATIONS, LOSSES
 from ..problem import DTYPES
 from .application import stderr
 
 if TYPE_CHECKING:
+    from ..backends.user import UserBackend
     from ..problem import Problem
 
 
@@ -108,3 +111,41 @@ def load(
             f"[yellow]warning:[/] {escape(str(w.message))}", highlight=False, soft_wrap=True
         )
     return problem
+
+
+def user_backend(spec: str) -> UserBackend:
+    """The backend of --user FILE:FUNC; a misspelt function name gets a suggestion."""
+    from ..backends.user import UserBackend
+
+    try:
+        return UserBackend(spec)
+    except InputError as exc:
+        hint = _function_suggestion(spec)
+        if not hint:
+            raise
+        raise InputError(f"{exc}{hint}", arguments=exc.arguments) from None
+
+
+def _function_suggestion(spec: str) -> str:
+    """' (did you mean f?)' when FILE defines no FUNC but a function of a similar name.
+
+    The file is parsed, not run: its top-level definitions are the candidates.
+    """
+    from ..backends.user import parse_user_spec
+
+    try:
+        parsed = parse_user_spec(spec)
+        tree = ast.parse(parsed.path.read_bytes())
+    except (InputError, OSError, SyntaxError, ValueError):
+        return ""
+    functions: list[str] = []
+    defined: set[str] = set()  # other top-level names (assigned or imported)
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            functions.append(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.Import, ast.ImportFrom)):
+            defined.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name))
+            defined.update(a.asname or a.name for a in ast.walk(node) if isinstance(a, ast.alias))
+    if parsed.function in functions or parsed.function in defined:
+        return ""  # it is there: the error was about something else
+    return did_you_mean(parsed.function, functions)

@@ -171,9 +171,10 @@ def test_paths_are_relative_to_the_config_file(tmp_path):
 
 
 def test_every_option_of_run_is_configurable():
-    """The introspection sees exactly the options typer builds for `run` (minus --config)."""
+    """The introspection sees exactly the options typer builds for `run` (minus --config, and
+    --debug, which is about gradcheck itself, not the check)."""
     command = typer.main.get_command(cli.app).commands["run"]  # type: ignore[attr-defined]
-    typer_names = {p.name for p in command.params if p.name not in ("config", "help")}
+    typer_names = {p.name for p in command.params if p.name not in ("config", "help", "debug")}
     assert {s.name for s in option_specs(run_command.run).values()} == typer_names
 
 
