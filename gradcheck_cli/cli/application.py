@@ -83,6 +83,20 @@ class State:
     debug = False
     # Whether --activation came from the command line or a config file (not the default).
     activation_given = False
+    # Warnings about the input, said once the command's checks of its input have passed.
+    warnings: list[str] = []  # noqa: RUF012 - reset by main() for every invocation
+
+
+def warn(message: str) -> None:
+    """A warning for stderr, printed when the current `exit_codes()` block ends without error:
+    bad input stays one line on stderr, with nothing before it."""
+    State.warnings.append(message)
+
+
+def _print_warnings() -> None:
+    for message in State.warnings:
+        stderr.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    State.warnings.clear()
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -116,16 +130,21 @@ def exit_codes() -> Iterator[None]:
     try:
         yield
     except (typer.Exit, typer.Abort):
+        State.warnings.clear()
         raise
     except GradcheckError as exc:
+        State.warnings.clear()
         fail(as_flags(exc), exc.exit_code)
     except Exception as exc:  # an internal error: one line unless --debug
+        State.warnings.clear()
         if State.debug:
             traceback.print_exc()
             raise typer.Exit(3) from None
         fail(
             f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 3
         )
+    else:
+        _print_warnings()
 
 
 # Finite differences that finish within this many seconds show no progress bar.
@@ -200,3 +219,4 @@ def main(
 ) -> None:
     """Cross-validate neural-network gradients."""
     State.debug = debug
+    State.warnings = []

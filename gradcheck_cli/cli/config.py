@@ -10,6 +10,7 @@ defaults, so command-line flags still win.
 
 from __future__ import annotations
 
+import difflib
 import enum
 import inspect
 import re
@@ -56,12 +57,30 @@ class Config:
 
 
 def find_config(start: Path) -> Path | None:
-    """The nearest pyproject.toml in `start` or a directory above it, or None."""
+    """The nearest pyproject.toml with a [tool.gradcheck] table, in `start` or above it.
+
+    As ruff looks for [tool.ruff]: a pyproject.toml without the table (a sub-package's,
+    say) does not end the search. One with a near miss of the table's name is an error.
+    """
     start = start.resolve()
     for directory in (start, *start.parents):
         candidate = directory / PYPROJECT
-        if candidate.is_file():
+        if candidate.is_file() and read_table(candidate) is not None:
             return candidate
+    return None
+
+
+def _misspelt_table(document: dict[str, Any]) -> str | None:
+    """The name of a table that looks meant as [tool.gradcheck] ([tool.gradchek],
+    [tool.grad-check], [gradcheck]), or None."""
+    if isinstance(document.get(TABLE[1]), dict):
+        return TABLE[1]
+    tools = document.get(TABLE[0])
+    for name in tools if isinstance(tools, dict) else ():
+        folded = re.sub(r"[-_. ]", "", name.lower())
+        close = difflib.SequenceMatcher(None, folded, TABLE[1]).ratio() >= 0.8
+        if name != TABLE[1] and (folded == TABLE[1] or close):
+            return f"{TABLE[0]}.{name}"
     return None
 
 
@@ -85,8 +104,17 @@ def read_table(path: Path) -> dict[str, Any] | None:
     table: Any = document
     for key in TABLE:
         table = table.get(key) if isinstance(table, dict) else None
+    if table is None and path.name == PYPROJECT:
+        misspelt = _misspelt_table(document)
+        if misspelt is not None:
+            # Silently running on the defaults instead would pass a CI job that checks nothing.
+            raise InputError(
+                f"{path}: [{misspelt}] looks like a misspelling of [tool.gradcheck], which "
+                "gradcheck would not read; rename it"
+            )
+        return None
     if table is None:
-        return None if path.name == PYPROJECT else document
+        return document  # gradcheck.toml and the like: the keys at the top level
     if not isinstance(table, dict):
         raise InputError(f"{path}: [tool.gradcheck] must be a table")
     return table
@@ -237,7 +265,7 @@ def resolve_config(
 def load_config(
     explicit: Path | None, specs: Mapping[str, OptionSpec], cwd: Path | None = None
 ) -> Config | None:
-    """The config of --config FILE, else of the nearest pyproject.toml (if it has one), or None."""
+    """The config of --config FILE, else of the nearest pyproject.toml with the table, or None."""
     path = explicit if explicit is not None else find_config(cwd or Path.cwd())
     if path is None:
         return None

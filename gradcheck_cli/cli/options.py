@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import typer
-from rich.markup import escape
 
 from ..errors import InputError, did_you_mean
 from ..fd import FD_MODES
 from ..nn import ACTIVATIONS, LOSSES
 from ..problem import DTYPES
-from .application import stderr
+from .application import State, warn
 
 if TYPE_CHECKING:
     from ..backends.user import UserBackend
@@ -66,7 +65,19 @@ UtilsOption = Annotated[
         "exercise. This RUNS the file's code: use only files you trust. Not with --data/--params."
     ),
 ]
-ActivationOption = Annotated[Activation, typer.Option(help="Hidden-layer activation.")]
+
+
+def _note_activation_source(ctx: typer.Context, value: Any) -> Any:
+    """Remember whether --activation was given (flag or config) or is the default."""
+    source = ctx.get_parameter_source("activation")
+    State.activation_given = source is not None and source.name != "DEFAULT"
+    return value
+
+
+ActivationOption = Annotated[
+    Activation,
+    typer.Option(help="Hidden-layer activation.", callback=_note_activation_source),
+]
 NegativeSlopeOption = Annotated[
     float, typer.Option(help="Slope of leaky-relu for negative inputs.")
 ]
@@ -107,8 +118,19 @@ def load(
             negative_slope=negative_slope,
         )
     for w in caught:
-        stderr.print(
-            f"[yellow]warning:[/] {escape(str(w.message))}", highlight=False, soft_wrap=True
+        warn(str(w.message))
+    if problem.bundled:
+        warn(
+            "no --data, --params, --utils or [tool.gradcheck] table given: checking the bundled "
+            f"exercise problem ({'-'.join(map(str, problem.layers))} {problem.activation} MLP), "
+            "not a network of yours"
+        )
+    is_state_dict = params is not None and Path(params).suffix.lower() in (".pt", ".pth")
+    if is_state_dict and not State.activation_given:
+        # A state_dict holds the Linear layers only: activation modules have no weights.
+        warn(
+            f"{params} is a state_dict, which holds no activation: assumed "
+            f"{activation.value} (give --activation if the network uses another)"
         )
     return problem
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..verdict.result import BackendResult, Report
+from .notices import problem_warnings
 from .verdicts import (
     backend_failure,
     backend_max,
@@ -41,7 +42,9 @@ def workflow_command(level: str, message: str, **properties: str) -> str:
 
 def annotation_lines(report: Report) -> list[str]:
     """An ::error per failing backend (a line per parameter), a ::warning per hint, a ::notice."""
-    lines: list[str] = []
+    lines = [
+        workflow_command("warning", w, title="gradcheck") for w in problem_warnings(report.problem)
+    ]
     for result in report.backends:
         if result.error is not None:
             message = backend_failure(result)
@@ -98,6 +101,7 @@ def step_summary(report: Report) -> str:
     out = [
         f"### {icon} gradcheck: {_md(verdict(report).split(' (')[0])}",
         "",
+        *(f"> ⚠️ **warning:** {_md(w)}\n" for w in problem_warnings(report.problem)),
         f"{_md(report.problem.describe())}. Errors are the max over entries against "
         f"{_md(report.reference_name)}; rtol {report.rtol:g}, atol {report.atol:g}.",
         "",

@@ -15,6 +15,7 @@ import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 
 from ..verdict.result import BackendResult, Report
+from .notices import problem_warnings
 from .verdicts import backend_failure, fd_failure, num, param_failure
 
 SUITE_NAME = "gradcheck"
@@ -99,6 +100,7 @@ def to_junit(report: Report, *, timestamp: datetime | None = None) -> str:
         ("reference", report.reference_name),
         ("rtol", repr(report.rtol)),
         ("atol", repr(report.atol)),
+        *(("warning", w) for w in problem_warnings(report.problem)),
     ):
         ET.SubElement(properties, "property", name=key, value=_clean(value))
     for result in report.backends:

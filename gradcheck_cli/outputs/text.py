@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..verdict.result import BackendResult, Report
+from .notices import problem_warnings
 from .verdicts import (
     backend_max,
     index_text,
@@ -181,9 +182,17 @@ def kink_lines(report: Report) -> list[Text]:
     return [Text.assemble(("• kinks: ", "cyan"), f"{shown}{more} — {how}")]
 
 
+def header_lines(report: Report) -> list[Text]:
+    """Warnings about the problem, before the tables (e.g. that it is the bundled one)."""
+    return [
+        Text.assemble(("⚠ warning: ", "bold yellow"), w) for w in problem_warnings(report.problem)
+    ]
+
+
 def render(report: Report) -> Group:
     """The full human report as one renderable."""
-    parts: list[Table | Text] = [summary_table(report), parameter_table(report)]
+    parts: list[Table | Text] = [*header_lines(report), summary_table(report)]
+    parts.append(parameter_table(report))
     parts.extend(findings(report))
     parts.extend(kink_lines(report))
     parts.append(summary_line(report))

@@ -15,6 +15,7 @@ from gradcheck_cli import cli
 from gradcheck_cli.cli import run_command
 from gradcheck_cli.cli.config import find_config, load_config, option_specs, read_table
 from gradcheck_cli.errors import InputError
+from tests.helpers import assert_bad_input
 
 runner = CliRunner()
 
@@ -148,16 +149,44 @@ def test_explicit_config_file_with_top_level_keys(tmp_path, monkeypatch):
     assert missing.exit_code == 2 and "no such config file" in missing.stderr
 
 
-def test_nearest_pyproject_wins_and_one_without_the_table_means_no_config(tmp_path):
+def test_the_search_passes_over_a_pyproject_without_the_table(tmp_path):
+    # As ruff looks for [tool.ruff]: a sub-package's pyproject.toml does not hide the
+    # repository's [tool.gradcheck].
     (tmp_path / "pyproject.toml").write_text("[tool.gradcheck]\nrtol = 1.0\n", encoding="utf-8")
     inner = tmp_path / "pkg"
     (inner / "src").mkdir(parents=True)
     (inner / "pyproject.toml").write_text('[project]\nname = "x"\n', encoding="utf-8")
-    assert find_config(inner / "src") == (inner / "pyproject.toml").resolve()
     assert read_table(inner / "pyproject.toml") is None
-    assert load_config(None, option_specs(run_command.run), cwd=inner / "src") is None
-    outer = load_config(None, option_specs(run_command.run), cwd=tmp_path)
-    assert outer is not None and outer.values == {"rtol": 1.0}
+    assert find_config(inner / "src") == (tmp_path / "pyproject.toml").resolve()
+    found = load_config(None, option_specs(run_command.run), cwd=inner / "src")
+    assert found is not None and found.values == {"rtol": 1.0}
+    # The nearest table wins.
+    (inner / "pyproject.toml").write_text("[tool.gradcheck]\nrtol = 0.5\n", encoding="utf-8")
+    nearest = load_config(None, option_specs(run_command.run), cwd=inner / "src")
+    assert nearest is not None and nearest.values == {"rtol": 0.5}
+
+
+@pytest.mark.parametrize(
+    "table",
+    ["tool.gradchek", "tool.grad-check", "tool.GradCheck", "tool.gradcheck-cli", "gradcheck"],
+)
+def test_a_misspelt_table_is_bad_input_not_a_silent_default_run(tmp_path, monkeypatch, table):
+    # [tool.gradchek] would otherwise let `gradcheck run` check the bundled problem and pass.
+    (tmp_path / "pyproject.toml").write_text(f'[{table}]\ndata = "d.npz"\n', encoding="utf-8")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    assert_bad_input(
+        ["run", "-b", "numpy"],
+        f"pyproject.toml: [{table}] looks like a misspelling of [tool.gradcheck]",
+    )
+
+
+def test_other_tools_tables_are_not_misspellings(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.ruff]\nline-length = 100\n[tool.gradio]\nx = 1\n[tool.pycheck]\nx = 1\n",
+        encoding="utf-8",
+    )
+    assert read_table(tmp_path / "pyproject.toml") is None
 
 
 def test_paths_are_relative_to_the_config_file(tmp_path):

@@ -8,6 +8,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -16,6 +17,7 @@ from tests.helpers import (
     CASES_PER_BACKEND,
     UNSUMMED_BIAS,
     USER_CORPUS,
+    arrays,
     assert_attributes_match_contents,
     junit_counts,
     parse_command,
@@ -78,13 +80,26 @@ def test_format_github_annotates_a_failing_backend(monkeypatch):
     assert commands[-1][0] == "notice" and "1 of 3 backends failed: scaled" in commands[-1][2]
 
 
-def test_format_github_on_a_passing_run_has_only_a_notice():
-    result = runner.invoke(cli.app, ["run", "--format", "github", "-b", "numpy"])
+def test_format_github_on_a_passing_run_has_only_a_notice(tmp_path):
+    np.savez(tmp_path / "d.npz", **arrays())
+    result = runner.invoke(
+        cli.app, ["run", "--format", "github", "-b", "numpy", "--data", str(tmp_path / "d.npz")]
+    )
     assert result.exit_code == 0
     lines = [line for line in result.stdout.splitlines() if line.startswith("::")]
     assert len(lines) == 1 and lines[0].startswith(
         "::notice title=gradcheck::numpy agrees with finite differences"
     )
+
+
+def test_format_github_warns_when_the_problem_is_the_bundled_one():
+    # A CI job that forgot its input would otherwise pass green on the exercise network.
+    result = runner.invoke(cli.app, ["run", "--format", "github", "-b", "numpy"])
+    assert result.exit_code == 0
+    commands = [parse_command(line) for line in result.stdout.splitlines() if line.startswith("::")]
+    assert [level for level, _, _ in commands] == ["warning", "notice"]
+    assert "bundled exercise problem" in commands[0][2]
+    assert "checking the bundled exercise problem" in result.stderr
 
 
 def test_format_json_equals_json_flag_and_contradictions_are_errors():

@@ -20,6 +20,7 @@ from tests.helpers import (
     arrays,
     assert_bad_input,
     data_of,
+    sequential_for,
     write_every_format,
     write_utils,
 )
@@ -272,3 +273,23 @@ def test_error_messages_are_not_read_as_rich_markup(tmp_path):
     result = runner.invoke(cli.app, ["run", "--data", str(folder / "d.npz")])
     assert result.exit_code == 2
     assert result.stderr.strip() == f"error: data file {folder / 'd.npz'}: no such file"
+
+
+@pytest.mark.torch
+def test_a_state_dict_with_the_default_activation_says_it_was_assumed(tmp_path):
+    import torch
+
+    named = arrays(2)
+    np.savez(tmp_path / "d.npz", **data_of(named))
+    torch.save(sequential_for(named).state_dict(), tmp_path / "m.pt")
+    args = ["run", "-b", "numpy", "--data", str(tmp_path / "d.npz")]
+    args += ["--params", str(tmp_path / "m.pt")]
+    assumed = runner.invoke(cli.app, args)
+    assert assumed.exit_code == 0, assumed.output
+    assert "m.pt is a state_dict, which holds no activation: assumed relu" in assumed.stderr
+    assert "bundled" not in assumed.stderr
+    given = runner.invoke(cli.app, [*args, "--activation", "relu"])
+    assert given.exit_code == 0 and "assumed" not in given.stderr
+    (tmp_path / "gradcheck.toml").write_text('activation = "relu"\n')
+    configured = runner.invoke(cli.app, [*args, "--config", str(tmp_path / "gradcheck.toml")])
+    assert configured.exit_code == 0 and "assumed" not in configured.stderr

@@ -36,7 +36,7 @@ def test_raising_backend_annotation_carries_the_traceback(exercise_problem):
     report = run_checks(exercise_problem, [create_backend("numpy"), RaisingBackend()])
     lines = annotation_lines(report)
     assert all("\n" not in line for line in lines)
-    level, props, message = parse_command(lines[0])
+    level, props, message = parse_command(next(x for x in lines if x.startswith("::error")))
     assert (level, props["title"]) == ("error", "gradcheck: raising")
     assert message.splitlines()[0] == "raising raised: ZeroDivisionError: boom"
     assert "Traceback (most recent call last)" in message
