@@ -243,7 +243,7 @@ def run(
             _write_file(summary, step_summary(report), append=True)
     code = 0 if report.ok else 1
     try:
-        _print_run(report, output, show or [])
+        _print_run(report, output, show or [], backends)
         sys.stdout.flush()
     except BrokenPipeError:
         # `gradcheck run | head`: the reader left; the verdict (the exit code) still stands.
@@ -251,7 +251,7 @@ def run(
     raise typer.Exit(code)
 
 
-def _print_run(report: Report, output: str, show: list[str]) -> None:
+def _print_run(report: Report, output: str, show: list[str], backends: list[Backend]) -> None:
     """The report on stdout: JSON, or the tables (plus annotations for --format github)."""
     if output == "json":
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
@@ -263,10 +263,11 @@ def _print_run(report: Report, output: str, show: list[str]) -> None:
     for name in show:
         stdout.print(parameter_heatmaps(report, name))
     if output == "github":
-        from ..outputs.github import annotation_lines
+        from ..outputs.github import annotation_lines, source_locations
 
         # Written raw: rich would wrap long lines, and a wrapped command is not a command.
-        sys.stdout.write("\n".join(annotation_lines(report)) + "\n")
+        lines = annotation_lines(report, source_locations(backends))
+        sys.stdout.write("\n".join(lines) + "\n")
 
 
 def _user_backends(specs: list[str], builtin_names: list[str]) -> list[Backend]:

@@ -264,3 +264,14 @@ def test_directional_parameter_tables_show_the_shapes(tmp_path):
     assert table == {"W0": "4×6", "W3": "6×1", "B0": "6"}
     text = summary.read_text()
     assert "| W0 | 4×6 |" in text and "| B3 | 1 |" in text
+
+
+def test_format_github_puts_a_user_functions_errors_on_its_file_and_line():
+    spec = f"{USER_CORPUS / 'half_mse.py'}:general"
+    env = {"GITHUB_WORKSPACE": str(USER_CORPUS.parent.parent)}
+    result = runner.invoke(
+        cli.app, ["run", "--format", "github", "-b", "numpy", "--user", spec], env=env
+    )
+    assert result.exit_code == 1
+    (error,) = [line for line in result.stdout.splitlines() if line.startswith("::error")]
+    assert error.startswith("::error file=tests/user_corpus/half_mse.py,line=28,title=")
