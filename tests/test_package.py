@@ -30,7 +30,7 @@ def test_the_version_has_one_source():
         assert "version" not in project and "version" in project["dynamic"]
 
 
-@pytest.mark.parametrize("name", ["py.typed", "data/exercise.npz"])
+@pytest.mark.parametrize("name", ["py.typed", "data/exercise.npz", "schema/report.schema.json"])
 def test_the_package_ships_its_files(name):
     # py.typed: users' type checkers read our annotations instead of treating us as Any.
     assert resources.files("gradcheck_cli").joinpath(name).is_file()
