@@ -16,6 +16,8 @@ from gradcheck_cli.inputs.loading import load_problem
 from gradcheck_cli.problem import Problem
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
+# `pytester`: tests of assert_gradients run a user's test file in a pytest of its own.
+pytest_plugins = ["pytester"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

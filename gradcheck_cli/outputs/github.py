@@ -210,5 +210,6 @@ def step_summary(report: Report) -> str:
 def _findings(result: BackendResult, report: Report) -> list[str]:
     if result.error is not None:
         return [backend_failure(result)]
-    lines = [param_failure(result, p, report) for p in result.params if not p.ok]
-    return lines + [f"{result.name}: {hint}" for hint in result.hints]
+    # The explanation that may cover every failing parameter first, then the details.
+    hints = [f"{result.name}: {hint}" for hint in result.hints]
+    return hints + [param_failure(result, p, report) for p in result.params if not p.ok]

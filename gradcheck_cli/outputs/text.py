@@ -130,13 +130,20 @@ def parameter_table(report: Report) -> Table:
 
 
 def findings(report: Report) -> list[Text]:
-    """Errors, tracebacks and hints, one block per backend that has any."""
+    """Errors, tracebacks and hints, one block per backend that has any.
+
+    A backend's own hints come first: one of them may explain every failing parameter at
+    once ("every failing parameter is off by the same factor 20"), and then the lines per
+    parameter are its details, not eight riddles before the answer.
+    """
     lines: list[Text] = []
     for result in report.backends:
         if result.error is not None:
             lines.append(Text.assemble((f"✗ {result.name}: ", "bold red"), result.error))
             if result.traceback:
                 lines.append(Text(result.traceback.rstrip(), style="dim"))
+        for hint in result.hints:
+            lines.append(Text.assemble((f"• {result.name}: ", "yellow"), hint))
         for param in result.params:
             if not param.ok:
                 text = Text.assemble(
@@ -147,8 +154,6 @@ def findings(report: Report) -> list[Text]:
                 if param.hint:
                     text.append(f" — {param.hint}", style="yellow")
                 lines.append(text)
-        for hint in result.hints:
-            lines.append(Text.assemble((f"• {result.name}: ", "yellow"), hint))
     for note in report.notes:
         lines.append(Text.assemble(("• note: ", "yellow"), note))
     return lines
