@@ -7,7 +7,18 @@ can say the same with its flags (`--rtol`) without the library knowing about the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """' (did you mean X?)' for the candidate closest to a misspelt `word`, else ''.
+
+    Case is ignored in the comparison (w1 finds W1); the suggestion keeps its own case.
+    """
+    by_lower = {c.lower(): c for c in candidates}
+    matches = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f" (did you mean {by_lower[matches[0]]}?)" if matches else ""
 
 
 class GradcheckError(Exception):

@@ -9,6 +9,8 @@ import numpy as np
 from .nn import DEFAULT_NEGATIVE_SLOPE, network_loss
 
 DTYPES = ("float64", "float32")
+# The `source` of the bundled exercise problem, checked when no input is given.
+BUNDLED_SOURCE = "bundled exercise problem"
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,7 +29,12 @@ class Problem:
     loss: str = "mse"
     dtype: str = "float64"
     negative_slope: float = DEFAULT_NEGATIVE_SLOPE
-    source: str = "bundled exercise problem"
+    source: str = BUNDLED_SOURCE
+
+    @property
+    def bundled(self) -> bool:
+        """Whether this is the bundled exercise problem, not one the user gave."""
+        return self.source == BUNDLED_SOURCE
 
     @property
     def layers(self) -> list[int]:
@@ -90,6 +97,8 @@ class Problem:
     def summary(self) -> dict[str, object]:
         """The JSON `problem` object."""
         return {
+            "source": self.source,
+            "bundled": self.bundled,
             "layers": self.layers,
             "samples": self.samples,
             "activation": self.activation,

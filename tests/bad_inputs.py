@@ -10,12 +10,15 @@ import textwrap
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
+import pytest
 
 from tests.helpers import arrays, data_of, params_of, sequential_for
+
+if TYPE_CHECKING:
+    import torch
 
 # builder(tmp_path) writes the files of one case and returns (CLI args, "").
 Builder = Callable[[Path], tuple[list[str], str]]
@@ -77,6 +80,8 @@ def _zip_of_text(tmp_path: Path) -> tuple[list[str], str]:
 
 
 def _pt_as_data(tmp_path: Path) -> tuple[list[str], str]:
+    import torch
+
     torch.save(sequential_for(arrays()).state_dict(), tmp_path / "model.pt")
     return ["run", "--data", str(tmp_path / "model.pt")], ""
 
@@ -121,6 +126,8 @@ def _csv_as_params(tmp_path: Path) -> tuple[list[str], str]:
 
 def _pt(obj_factory: Callable[[], object]) -> Builder:
     def build(tmp_path: Path) -> tuple[list[str], str]:
+        import torch
+
         torch.save(obj_factory(), tmp_path / "p.pt")
         data = write_npz(tmp_path, "data.npz", **data_of(arrays()))
         return ["run", "--data", data, "--params", str(tmp_path / "p.pt")], ""
@@ -129,6 +136,8 @@ def _pt(obj_factory: Callable[[], object]) -> Builder:
 
 
 def _pt_truncated(tmp_path: Path) -> tuple[list[str], str]:
+    import torch
+
     torch.save(sequential_for(arrays()).state_dict(), tmp_path / "full.pt")
     content = (tmp_path / "full.pt").read_bytes()
     return _bytes(content[: len(content) // 2], "p.pt", "--params")(tmp_path)
@@ -146,15 +155,27 @@ _GOOD_DATA = "import numpy as np\ndef getdata():\n    return np.ones((2, 3)), np
 
 
 def _NO_BIAS_NET() -> dict[str, torch.Tensor]:
+    from torch import nn
+
     return nn.Sequential(nn.Linear(3, 4, bias=False), nn.ReLU(), nn.Linear(4, 2)).state_dict()
 
 
 def _BATCHNORM_NET() -> dict[str, torch.Tensor]:
+    from torch import nn
+
     return nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2)).state_dict()
 
 
 def _UNCHAINED_NET() -> dict[str, torch.Tensor]:
+    from torch import nn
+
     return nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(5, 2)).state_dict()
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
 
 
 _TINY_PARAMS = "def getparams():\n    return [[[1.0], [2.0]]], [[0.0]]\n"
@@ -315,7 +336,7 @@ BAD_INPUTS: list[tuple[str, Builder, str]] = [
     ("truncated .pt", _pt_truncated, "p.pt: not a readable PyTorch file (corrupt, truncated"),
     (
         "a tensor, not a dict",
-        _pt(lambda: torch.ones(3)),
+        _pt(lambda: _torch().ones(3)),
         "p.pt: holds a Tensor, expected a state_dict",
     ),
     (
@@ -342,23 +363,23 @@ BAD_INPUTS: list[tuple[str, Builder, str]] = [
         "state_dict of two modules",
         _pt(
             lambda: {
-                "a.0.weight": torch.ones(4, 3),
-                "a.0.bias": torch.ones(4),
-                "b.0.weight": torch.ones(2, 4),
-                "b.0.bias": torch.ones(2),
+                "a.0.weight": _torch().ones(4, 3),
+                "a.0.bias": _torch().ones(4),
+                "b.0.weight": _torch().ones(2, 4),
+                "b.0.bias": _torch().ones(2),
             }
         ),
         "keys of several modules (a, b)",
     ),
     (
         "non-tensor value",
-        _pt(lambda: {"0.weight": [1.0, 2.0], "0.bias": torch.ones(1)}),
+        _pt(lambda: {"0.weight": [1.0, 2.0], "0.bias": _torch().ones(1)}),
         "0.weight is a list, expected a tensor",
     ),
     ("empty state_dict", _pt(dict), "p.pt: the state_dict is empty"),
     (
         "state_dict does not fit X",
-        _pt(lambda: nn.Sequential(nn.Linear(2, 2)).state_dict()),
+        _pt(lambda: _torch().nn.Sequential(_torch().nn.Linear(2, 2)).state_dict()),
         "W0 is (2, 2) but X has 3 features",
     ),
     # --- utils.py
@@ -445,3 +466,33 @@ BAD_INPUTS: list[tuple[str, Builder, str]] = [
         "unknown backend 'jax'; choose from: numpy",
     ),
 ]
+
+
+# Cases whose files are written or read with PyTorch: skipped where it is not installed.
+TORCH_CASES = frozenset(
+    {
+        "torch file as --data",
+        "whole pickled model",
+        "random bytes .pt",
+        "empty .pt",
+        "truncated .pt",
+        "a tensor, not a dict",
+        "training checkpoint",
+        "Linear without bias",
+        "BatchNorm in the Sequential",
+        "Linear layers do not chain",
+        "state_dict of two modules",
+        "non-tensor value",
+        "empty state_dict",
+        "state_dict does not fit X",
+    }
+)
+assert TORCH_CASES <= {name for name, _, _ in BAD_INPUTS}, "a case was renamed"
+
+
+def bad_input_params(cases: list[tuple[str, Builder, str]] = BAD_INPUTS) -> list[Any]:
+    """The cases as pytest parameters named by the case, those that need PyTorch marked."""
+    return [
+        pytest.param(*case, id=case[0], marks=[pytest.mark.torch] if case[0] in TORCH_CASES else [])
+        for case in cases
+    ]

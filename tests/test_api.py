@@ -11,6 +11,7 @@ from gradcheck_cli.fd import FULL_MODE_MAX_PARAMETERS
 from tests.helpers import USER_CORPUS, forgot_the_mean, my_backprop, random_problem, torch_reference
 
 
+@pytest.mark.torch
 def test_check_a_correct_function_object():
     report = gradcheck_cli.check(my_backprop)
     assert report.ok
@@ -29,6 +30,7 @@ def test_check_a_wrong_function_names_the_mistake():
     )
 
 
+@pytest.mark.torch
 def test_arrays_as_data_and_params_match_torch():
     problem = random_problem([3, 4, 2], samples=5, seed=4)
     report = gradcheck_cli.check(
@@ -56,6 +58,7 @@ def test_file_spec_and_duplicate_names():
     assert report.ok
 
 
+@pytest.mark.torch
 def test_bad_arguments_are_input_errors():
     problem = random_problem([3, 4, 2])
     with pytest.raises(InputError, match="both as arrays, or both as file paths"):

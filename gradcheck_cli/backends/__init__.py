@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, did_you_mean
 from .base import Backend
 
 # name -> (module, class, one-line description). Adding a backend: one module, one line here.
@@ -34,9 +34,20 @@ def create_backend(name: str, **options: Any) -> Backend:
     """Instantiate the built-in backend `name`; options (e.g. device) go to its constructor."""
     if name not in BUILTIN_BACKENDS:
         known = ", ".join(BUILTIN_BACKENDS)
-        raise InputError(f"unknown backend {name!r}; choose from: {known}")
+        raise InputError(
+            f"unknown backend {name!r}{did_you_mean(name, BUILTIN_BACKENDS)}; choose from: {known}"
+        )
     module_name, class_name, _ = BUILTIN_BACKENDS[name]
-    module = importlib.import_module(f"{__name__}.{module_name}")
+    try:
+        module = importlib.import_module(f"{__name__}.{module_name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":
+            raise
+        # A missing dependency is the installation's problem, not a bug of ours: one line.
+        raise InputError(
+            f"backend {name} needs PyTorch, which is not installed here: install it "
+            "(pip install torch) or run only the numpy backend"
+        ) from None
     backend: Backend = getattr(module, class_name)(**options)
     return backend
 

@@ -52,15 +52,51 @@ app = _OneLineErrors(
     help="Cross-validate neural-network gradients: NumPy backprop, PyTorch autograd, "
     "nn.Sequential and finite differences.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion for bash, zsh, fish and PowerShell.
+    add_completion=True,
     pretty_exceptions_enable=False,
+    # Plain help like click's: no boxes, a flag shows no <bool>, and a long list of choices
+    # stays on its own line instead of being split across the box's column.
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-stdout = Console()
+
+
+class _PipeAwareConsole(Console):
+    """A console that wraps lines only on a terminal: piped into a file or a CI log, each
+    finding stays one line (grep-able), whatever width the log's reader has."""
+
+    @property
+    def soft_wrap(self) -> bool:
+        return not self.is_terminal
+
+    @soft_wrap.setter
+    def soft_wrap(self, value: bool) -> None:
+        pass  # set by Console.__init__; this console decides by itself
+
+
+stdout = _PipeAwareConsole()
 stderr = Console(stderr=True)
 
 
 class State:
     debug = False
+    # Whether --activation came from the command line or a config file (not the default).
+    activation_given = False
+    # Warnings about the input, said once the command's checks of its input have passed.
+    warnings: list[str] = []  # noqa: RUF012 - reset by main() for every invocation
+
+
+def warn(message: str) -> None:
+    """A warning for stderr, printed when the current `exit_codes()` block ends without error:
+    bad input stays one line on stderr, with nothing before it."""
+    State.warnings.append(message)
+
+
+def _print_warnings() -> None:
+    for message in State.warnings:
+        stderr.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    State.warnings.clear()
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -94,16 +130,21 @@ def exit_codes() -> Iterator[None]:
     try:
         yield
     except (typer.Exit, typer.Abort):
+        State.warnings.clear()
         raise
     except GradcheckError as exc:
+        State.warnings.clear()
         fail(as_flags(exc), exc.exit_code)
     except Exception as exc:  # an internal error: one line unless --debug
+        State.warnings.clear()
         if State.debug:
             traceback.print_exc()
             raise typer.Exit(3) from None
         fail(
             f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 3
         )
+    else:
+        _print_warnings()
 
 
 # Finite differences that finish within this many seconds show no progress bar.
@@ -150,17 +191,32 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+_DEBUG_HELP = "Show full tracebacks of internal errors."
+
+
+def _debug(value: bool) -> bool:
+    if value:
+        State.debug = True
+    return value
+
+
+# `gradcheck run --debug` as well as `gradcheck --debug run`: every command takes it, since
+# the hint to rerun with --debug is read after the command has been typed.
+DebugOption = Annotated[
+    bool, typer.Option("--debug", callback=_debug, expose_value=False, help=_DEBUG_HELP)
+]
+
+
 @app.callback()
 def main(
-    debug: Annotated[
-        bool, typer.Option("--debug", help="Show full tracebacks of internal errors.")
-    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help=_DEBUG_HELP)] = False,
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+            "--version", "-V", callback=_version, is_eager=True, help="Show the version and exit."
         ),
     ] = False,
 ) -> None:
     """Cross-validate neural-network gradients."""
     State.debug = debug
+    State.warnings = []

@@ -10,6 +10,7 @@ defaults, so command-line flags still win.
 
 from __future__ import annotations
 
+import difflib
 import enum
 import inspect
 import re
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, did_you_mean
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,7 +32,7 @@ else:  # pragma: no cover - exercised on the Python 3.10 CI job
 PYPROJECT = "pyproject.toml"
 TABLE = ("tool", "gradcheck")
 # Options that make no sense inside a configuration file.
-NOT_CONFIGURABLE = frozenset({"config", "help"})
+NOT_CONFIGURABLE = frozenset({"config", "help", "debug"})
 SUPPORTED_TYPES = (bool, int, float, str, Path, enum.Enum)
 # "path/to/file.py:function", the form of --user.
 _FILE_FUNC = re.compile(r"^(?P<file>.+\.py):(?P<func>[A-Za-z_][A-Za-z0-9_.]*)$")
@@ -56,12 +57,30 @@ class Config:
 
 
 def find_config(start: Path) -> Path | None:
-    """The nearest pyproject.toml in `start` or a directory above it, or None."""
+    """The nearest pyproject.toml with a [tool.gradcheck] table, in `start` or above it.
+
+    As ruff looks for [tool.ruff]: a pyproject.toml without the table (a sub-package's,
+    say) does not end the search. One with a near miss of the table's name is an error.
+    """
     start = start.resolve()
     for directory in (start, *start.parents):
         candidate = directory / PYPROJECT
-        if candidate.is_file():
+        if candidate.is_file() and read_table(candidate) is not None:
             return candidate
+    return None
+
+
+def _misspelt_table(document: dict[str, Any]) -> str | None:
+    """The name of a table that looks meant as [tool.gradcheck] ([tool.gradchek],
+    [tool.grad-check], [gradcheck]), or None."""
+    if isinstance(document.get(TABLE[1]), dict):
+        return TABLE[1]
+    tools = document.get(TABLE[0])
+    for name in tools if isinstance(tools, dict) else ():
+        folded = re.sub(r"[-_. ]", "", name.lower())
+        close = difflib.SequenceMatcher(None, folded, TABLE[1]).ratio() >= 0.8
+        if name != TABLE[1] and (folded == TABLE[1] or close):
+            return f"{TABLE[0]}.{name}"
     return None
 
 
@@ -85,8 +104,17 @@ def read_table(path: Path) -> dict[str, Any] | None:
     table: Any = document
     for key in TABLE:
         table = table.get(key) if isinstance(table, dict) else None
+    if table is None and path.name == PYPROJECT:
+        misspelt = _misspelt_table(document)
+        if misspelt is not None:
+            # Silently running on the defaults instead would pass a CI job that checks nothing.
+            raise InputError(
+                f"{path}: [{misspelt}] looks like a misspelling of [tool.gradcheck], which "
+                "gradcheck would not read; rename it"
+            )
+        return None
     if table is None:
-        return None if path.name == PYPROJECT else document
+        return document  # gradcheck.toml and the like: the keys at the top level
     if not isinstance(table, dict):
         raise InputError(f"{path}: [tool.gradcheck] must be a table")
     return table
@@ -108,6 +136,20 @@ def _unwrap(annotation: Any) -> tuple[type, bool]:
     return str, False
 
 
+def _without_implicit_optional(hint: Any) -> Any:
+    """`Annotated[X | None, ...]` where Python 3.10 hands back `Optional[Annotated[...]]`.
+
+    Before 3.11, get_type_hints wraps the hint of a parameter that defaults to None in
+    Optional, outside the Annotated, which would hide the typer.Option metadata.
+    """
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1 and typing.get_origin(inner[0]) is typing.Annotated:
+            return inner[0]  # its own type already says `| None` where None is allowed
+    return hint
+
+
 def option_specs(command: Callable[..., Any]) -> dict[str, OptionSpec]:
     """The options of a typer command function, keyed by normalised long name (`fd-step`)."""
     hints = typing.get_type_hints(command, include_extras=True)
@@ -117,10 +159,10 @@ def option_specs(command: Callable[..., Any]) -> dict[str, OptionSpec]:
         hint = hints.get(name)
         if hint is None:
             continue
-        base: Any = hint
+        base: Any = _without_implicit_optional(hint)
         metadata: tuple[Any, ...] = ()
-        if typing.get_origin(hint) is typing.Annotated:
-            base, *rest = typing.get_args(hint)
+        if typing.get_origin(base) is typing.Annotated:
+            base, *rest = typing.get_args(base)
             metadata = tuple(rest)
         element, multiple = _unwrap(base)
         if not issubclass(element, SUPPORTED_TYPES):
@@ -201,7 +243,8 @@ def resolve_config(
         spec = specs.get(_normalise(key))
         if spec is None:
             known = ", ".join(sorted(specs))
-            raise InputError(f"{path}: unknown gradcheck option {key!r}; known: {known}")
+            hint = did_you_mean(_normalise(key), specs)
+            raise InputError(f"{path}: unknown gradcheck option {key!r}{hint}; known: {known}")
         if spec.name in seen:
             raise InputError(f"{path}: {key!r} and {seen[spec.name]!r} set the same option")
         seen[spec.name] = key
@@ -222,7 +265,7 @@ def resolve_config(
 def load_config(
     explicit: Path | None, specs: Mapping[str, OptionSpec], cwd: Path | None = None
 ) -> Config | None:
-    """The config of --config FILE, else of the nearest pyproject.toml (if it has one), or None."""
+    """The config of --config FILE, else of the nearest pyproject.toml with the table, or None."""
     path = explicit if explicit is not None else find_config(cwd or Path.cwd())
     if path is None:
         return None

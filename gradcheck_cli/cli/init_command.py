@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .application import exit_codes, stdout
+from .application import DebugOption, exit_codes, stdout
 
 
 def init_command(
@@ -16,6 +16,7 @@ def init_command(
         typer.Argument(help="Where to write the starter file (a folder: mybackprop.py in it)."),
     ] = Path("mybackprop.py"),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    debug: DebugOption = False,
 ) -> None:
     """Write a starter file for your own backward pass and print the command that checks it."""
     from .starter import write_starter

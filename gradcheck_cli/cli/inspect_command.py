@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from ..nn import DEFAULT_NEGATIVE_SLOPE
-from .application import exit_codes, stderr, stdout
+from .application import DebugOption, exit_codes, stderr, stdout
 from .options import (
     Activation,
     ActivationOption,
@@ -65,6 +65,7 @@ def inspect_command(
             "dtype) are the defaults, as for run. Default: the nearest pyproject.toml.",
         ),
     ] = None,
+    debug: DebugOption = False,
 ) -> None:
     """Show the loaded problem (architecture, shapes, statistics) without computing gradients."""
     from ..inputs.inspection import inspect_problem

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import warnings
 from collections.abc import Iterable
 from enum import Enum
@@ -9,15 +10,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import typer
-from rich.markup import escape
 
+from ..errors import InputError, did_you_mean
 from ..fd import FD_MODES
 from ..nn import ACTIVATIONS, LOSSES
 from ..problem import DTYPES
 from ..verdict.policy import REFERENCES
-from .application import stderr
+from .application import State, warn
 
 if TYPE_CHECKING:
+    from ..backends.user import UserBackend
     from ..problem import Problem
 
 
@@ -66,7 +68,19 @@ UtilsOption = Annotated[
         "exercise. This RUNS the file's code: use only files you trust. Not with --data/--params."
     ),
 ]
-ActivationOption = Annotated[Activation, typer.Option(help="Hidden-layer activation.")]
+
+
+def _note_activation_source(ctx: typer.Context, value: Any) -> Any:
+    """Remember whether --activation was given (flag or config) or is the default."""
+    source = ctx.get_parameter_source("activation")
+    State.activation_given = source is not None and source.name != "DEFAULT"
+    return value
+
+
+ActivationOption = Annotated[
+    Activation,
+    typer.Option(help="Hidden-layer activation.", callback=_note_activation_source),
+]
 NegativeSlopeOption = Annotated[
     float, typer.Option(help="Slope of leaky-relu for negative inputs.")
 ]
@@ -107,7 +121,56 @@ def load(
             negative_slope=negative_slope,
         )
     for w in caught:
-        stderr.print(
-            f"[yellow]warning:[/] {escape(str(w.message))}", highlight=False, soft_wrap=True
+        warn(str(w.message))
+    if problem.bundled:
+        warn(
+            "no --data, --params, --utils or [tool.gradcheck] table given: checking the bundled "
+            f"exercise problem ({'-'.join(map(str, problem.layers))} {problem.activation} MLP), "
+            "not a network of yours"
+        )
+    is_state_dict = params is not None and Path(params).suffix.lower() in (".pt", ".pth")
+    if is_state_dict and not State.activation_given:
+        # A state_dict holds the Linear layers only: activation modules have no weights.
+        warn(
+            f"{params} is a state_dict, which holds no activation: assumed "
+            f"{activation.value} (give --activation if the network uses another)"
         )
     return problem
+
+
+def user_backend(spec: str) -> UserBackend:
+    """The backend of --user FILE:FUNC; a misspelt function name gets a suggestion."""
+    from ..backends.user import UserBackend
+
+    try:
+        return UserBackend(spec)
+    except InputError as exc:
+        hint = _function_suggestion(spec)
+        if not hint:
+            raise
+        raise InputError(f"{exc}{hint}", arguments=exc.arguments) from None
+
+
+def _function_suggestion(spec: str) -> str:
+    """' (did you mean f?)' when FILE defines no FUNC but a function of a similar name.
+
+    The file is parsed, not run: its top-level definitions are the candidates.
+    """
+    from ..backends.user import parse_user_spec
+
+    try:
+        parsed = parse_user_spec(spec)
+        tree = ast.parse(parsed.path.read_bytes())
+    except (InputError, OSError, SyntaxError, ValueError):
+        return ""
+    functions: list[str] = []
+    defined: set[str] = set()  # other top-level names (assigned or imported)
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            functions.append(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.Import, ast.ImportFrom)):
+            defined.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name))
+            defined.update(a.asname or a.name for a in ast.walk(node) if isinstance(a, ast.alias))
+    if parsed.function in functions or parsed.function in defined:
+        return ""  # it is there: the error was about something else
+    return did_you_mean(parsed.function, functions)

@@ -14,10 +14,10 @@ from rich.markup import escape
 
 from ..backends import BUILTIN_BACKENDS, TORCH_BACKENDS, create_backend
 from ..backends.base import Backend
-from ..errors import InputError
+from ..errors import InputError, did_you_mean
 from ..fd import DEFAULT_DIRECTIONS, DEFAULT_SAMPLES, FULL_MODE_MAX_PARAMETERS
 from ..nn import DEFAULT_NEGATIVE_SLOPE
-from .application import exit_codes, fd_progress, stderr, stdout
+from .application import DebugOption, exit_codes, fd_progress, stderr, stdout
 from .options import (
     Activation,
     ActivationOption,
@@ -97,14 +97,17 @@ def run(
         typer.Option(
             "--backend",
             "-b",
-            help=f"Backend to run (repeatable): {', '.join(BUILTIN_BACKENDS)}. Default: all.",
+            metavar="<name>",
+            help=f"Backend to run (repeatable; default: all): {', '.join(BUILTIN_BACKENDS)}.",
         ),
     ] = None,
     activation: ActivationOption = Activation("relu"),
     negative_slope: NegativeSlopeOption = DEFAULT_NEGATIVE_SLOPE,
     loss: LossOption = Loss("mse"),
     dtype: DTypeOption = DType("float64"),
-    device: Annotated[str, typer.Option(help="Device of the torch backends: cpu or cuda.")] = "cpu",
+    device: Annotated[
+        str, typer.Option(metavar="<device>", help="Device of the torch backends: cpu or cuda.")
+    ] = "cpu",
     fd: Annotated[
         FDMode,
         typer.Option(
@@ -165,6 +168,7 @@ def run(
         list[str] | None,
         typer.Option(
             "--user",
+            metavar="<file:func>",
             help="Your own gradient function as FILE:FUNC (repeatable), checked like a backend: "
             "f(W, B, A, Y, T) -> DW or (DW, DB), or f(X, T, W, B) -> (DW, DB) or (loss, DW, DB). "
             "This RUNS the file's code.",
@@ -174,6 +178,7 @@ def run(
         list[str] | None,
         typer.Option(
             "--show",
+            metavar="<param>",
             help="Also print this parameter (e.g. W1) entry by entry: reference, your function, "
             "relative error, coloured (repeatable; text output only).",
         ),
@@ -197,6 +202,7 @@ def run(
             "differences), or auto (backends when two built-ins run, else fd)."
         ),
     ] = Reference("auto"),
+    debug: DebugOption = False,
 ) -> None:
     """Compute the gradients with every backend, compare them, and exit 1 if any disagrees."""
     from ..verdict import CheckOptions, run_checks
@@ -247,7 +253,7 @@ def run(
             _write_file(summary, step_summary(report), append=True)
     code = 0 if report.ok else 1
     try:
-        _print_run(report, output, show or [])
+        _print_run(report, output, show or [], backends)
         sys.stdout.flush()
     except BrokenPipeError:
         # `gradcheck run | head`: the reader left; the verdict (the exit code) still stands.
@@ -255,7 +261,7 @@ def run(
     raise typer.Exit(code)
 
 
-def _print_run(report: Report, output: str, show: list[str]) -> None:
+def _print_run(report: Report, output: str, show: list[str], backends: list[Backend]) -> None:
     """The report on stdout: JSON, or the tables (plus annotations for --format github)."""
     if output == "json":
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
@@ -267,17 +273,18 @@ def _print_run(report: Report, output: str, show: list[str]) -> None:
     for name in show:
         stdout.print(parameter_heatmaps(report, name))
     if output == "github":
-        from ..outputs.github import annotation_lines
+        from ..outputs.github import annotation_lines, source_locations
 
         # Written raw: rich would wrap long lines, and a wrapped command is not a command.
-        sys.stdout.write("\n".join(annotation_lines(report)) + "\n")
+        lines = annotation_lines(report, source_locations(backends))
+        sys.stdout.write("\n".join(lines) + "\n")
 
 
 def _user_backends(specs: list[str], builtin_names: list[str]) -> list[Backend]:
     """A backend per --user FILE:FUNC; a missing file or function is bad usage (exit 2)."""
-    from ..backends.user import UserBackend
+    from .options import user_backend
 
-    users = [UserBackend(spec) for spec in specs]
+    users = [user_backend(spec) for spec in specs]
     # Files of the same name in different folders (each student's backprop.py) are told
     # apart by their path; the same file and function twice is still a mistake.
     files: dict[str, set[Path]] = {}
@@ -299,5 +306,6 @@ def _check_shown(names: list[str], parameters: list[str]) -> None:
     for name in names:
         if name not in parameters:
             raise InputError(
-                f"--show {name}: no such parameter; choose from {', '.join(parameters)}"
+                f"--show {name}: no such parameter{did_you_mean(name, parameters)}; "
+                f"choose from {', '.join(parameters)}"
             )

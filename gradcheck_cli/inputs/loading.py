@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..nn import ACTIVATIONS, DEFAULT_NEGATIVE_SLOPE, LOSSES
-from ..problem import DTYPES, Problem
+from ..problem import BUNDLED_SOURCE, DTYPES, Problem
 from .readers import (
     CSV_SUFFIXES,
     TORCH_SUFFIXES,
@@ -24,7 +24,7 @@ from .readers import (
     read_utils,
 )
 
-BUNDLED_NAME = "bundled exercise problem"
+BUNDLED_NAME = BUNDLED_SOURCE
 _PARAM_KEY = re.compile(r"^([WB])(0|[1-9]\d*)$")  # no leading zeros: W01 would shadow W1
 
 

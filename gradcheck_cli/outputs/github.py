@@ -1,16 +1,25 @@
 """GitHub Actions output of a Report: workflow-command annotations and a Markdown step summary.
 
-Annotations are lines like `::error title=...::message` on stdout, which the
-runner turns into marks on the run page. Their data and properties must be
+Annotations are lines like `::error file=...,line=...,title=...::message` on stdout,
+which the runner turns into marks on the run page, and, with a file and line of the
+repository, inline on a pull request's diff. Their data and properties must be
 escaped (`%`, CR, LF; and `:` `,` in properties) or a message with a newline is
 cut short. The summary is Markdown meant to be appended to $GITHUB_STEP_SUMMARY.
 """
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
 import numpy as np
 
+from ..backends.base import Backend
+from ..backends.user import UserBackend
 from ..verdict.result import BackendResult, Report
+from .notices import problem_warnings
 from .verdicts import (
     backend_failure,
     backend_max,
@@ -39,15 +48,70 @@ def workflow_command(level: str, message: str, **properties: str) -> str:
     return f"::{level}{' ' + props if props else ''}::{escape_data(message)}"
 
 
-def annotation_lines(report: Report) -> list[str]:
-    """An ::error per failing backend (a line per parameter), a ::warning per hint, a ::notice."""
-    lines: list[str] = []
+# (file, line) of a user's function: where an annotation about it points.
+Location = tuple[str, int]
+# A frame of a Python traceback.
+_FRAME = re.compile(r'^  File "(?P<file>[^"]+)", line (?P<line>\d+)', re.MULTILINE)
+
+
+def source_locations(backends: Iterable[Backend]) -> dict[str, Location]:
+    """Where each user function is defined (its file and the line of its def), by row name."""
+    found: dict[str, Location] = {}
+    for backend in backends:
+        if isinstance(backend, UserBackend):
+            code = getattr(backend.function, "__code__", None)
+            if code is not None:
+                found[backend.name] = (code.co_filename, code.co_firstlineno)
+    return found
+
+
+def _in_repository(path: str, root: Path) -> str | None:
+    """`path` relative to the repository's root, as GitHub wants it, or None if outside."""
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except (OSError, ValueError):
+        return None
+
+
+def _where(result: BackendResult, locations: Mapping[str, Location], root: Path) -> dict[str, str]:
+    """file= and line= of an annotation about `result`: the line in the repository where the
+    function raised (the innermost frame there), else its def; none when unknown."""
+    candidates: list[Location] = []
+    if result.traceback:
+        frames = [(m["file"], int(m["line"])) for m in _FRAME.finditer(result.traceback)]
+        candidates += reversed(frames)
+    if result.name in locations:
+        candidates.append(locations[result.name])
+    for file, line in candidates:
+        relative = _in_repository(file, root)
+        if relative is not None:
+            return {"file": relative, "line": str(line)}
+    return {}
+
+
+def annotation_lines(
+    report: Report,
+    locations: Mapping[str, Location] | None = None,
+    root: str | Path | None = None,
+) -> list[str]:
+    """An ::error per failing backend (a line per parameter), a ::warning per hint, a ::notice.
+
+    `locations` (from `source_locations`) put a user function's annotations on its file and
+    line, relative to `root`, the repository (default: $GITHUB_WORKSPACE, else the current
+    directory); files outside it get no location.
+    """
+    base = Path(root or os.environ.get("GITHUB_WORKSPACE") or Path.cwd())
+    lines = [
+        workflow_command("warning", w, title="gradcheck") for w in problem_warnings(report.problem)
+    ]
     for result in report.backends:
+        where = _where(result, locations or {}, base)
+        title = f"gradcheck: {result.name}"
         if result.error is not None:
             message = backend_failure(result)
             if result.traceback:
                 message += "\n" + result.traceback.rstrip()
-            lines.append(workflow_command("error", message, title=f"gradcheck: {result.name}"))
+            lines.append(workflow_command("error", message, **where, title=title))
             continue
         failed = [p for p in result.params if not p.ok]
         if failed:
@@ -57,18 +121,15 @@ def annotation_lines(report: Report) -> list[str]:
                 workflow_command(
                     "error",
                     "\n".join(param_failure(result, param, report) for param in failed),
-                    title=f"gradcheck: {result.name} ({', '.join(p.name for p in failed)})",
+                    **where,
+                    title=f"{title} ({', '.join(p.name for p in failed)})",
                 )
             )
         if not result.ok and not failed:
-            lines.append(
-                workflow_command(
-                    "error", backend_failure(result), title=f"gradcheck: {result.name}"
-                )
-            )
+            lines.append(workflow_command("error", backend_failure(result), **where, title=title))
         elif result.hints:
             for hint in result.hints:
-                lines.append(workflow_command("warning", hint, title=f"gradcheck: {result.name}"))
+                lines.append(workflow_command("warning", hint, **where, title=title))
     for note in report.notes:
         lines.append(workflow_command("warning", note, title="gradcheck"))
     fd_message = fd_failure(report)
@@ -98,6 +159,7 @@ def step_summary(report: Report) -> str:
     out = [
         f"### {icon} gradcheck: {_md(verdict(report).split(' (')[0])}",
         "",
+        *(f"> ⚠️ **warning:** {_md(w)}\n" for w in problem_warnings(report.problem)),
         f"{_md(report.problem.describe())}. Errors are the max over entries against "
         f"{_md(report.reference_name)}; rtol {report.rtol:g}, atol {report.atol:g}.",
         "",
@@ -148,5 +210,6 @@ def step_summary(report: Report) -> str:
 def _findings(result: BackendResult, report: Report) -> list[str]:
     if result.error is not None:
         return [backend_failure(result)]
-    lines = [param_failure(result, p, report) for p in result.params if not p.ok]
-    return lines + [f"{result.name}: {hint}" for hint in result.hints]
+    # The explanation that may cover every failing parameter first, then the details.
+    hints = [f"{result.name}: {hint}" for hint in result.hints]
+    return hints + [param_failure(result, p, report) for p in result.params if not p.ok]

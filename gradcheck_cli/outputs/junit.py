@@ -5,6 +5,11 @@ reported loss against the float64 reference, and any other backend-level
 finding), and the run gets one `finite differences` testcase. The layout
 (testsuites > testsuite > testcase with failure / error / skipped) is the one
 Jenkins, GitLab, Azure and the GitHub JUnit report actions all read.
+
+It is valid under the strict schemas too: Jenkins' junit-10.xsd (xunit plugin) and the
+Apache Ant JUnit.xsd. So <testsuites> has no attributes (the Ant schema allows none, and
+Jenkins' no `skipped`), the one <testsuite> has `package` and `id`, its properties, testcases,
+then <system-out> and <system-err>; times have three decimals, the timestamp no zone.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 
 from ..verdict.result import BackendResult, Report
+from .notices import problem_warnings
 from .verdicts import backend_failure, fd_failure, num, param_failure
 
 SUITE_NAME = "gradcheck"
@@ -26,16 +32,24 @@ def _clean(text: str) -> str:
     return _INVALID_XML.sub("\ufffd", text)
 
 
+def _seconds(value: float) -> str:
+    """A duration as JUnit readers write it: seconds with three decimals."""
+    return f"{max(value, 0.0):.3f}"
+
+
 def _case(suite: ET.Element, classname: str, name: str, seconds: float) -> ET.Element:
-    return ET.SubElement(
-        suite, "testcase", classname=classname, name=name, time=f"{max(seconds, 0.0):.6f}"
-    )
+    return ET.SubElement(suite, "testcase", classname=classname, name=name, time=_seconds(seconds))
 
 
 def _mark(case: ET.Element, tag: str, message: str, kind: str, body: str | None = None) -> None:
     element = ET.SubElement(case, tag, message=_clean(message), type=kind)
     if body:
         element.text = _clean(body)
+
+
+def _skip(case: ET.Element, message: str) -> None:
+    # A message only: the Ant schema allows <skipped> no `type`.
+    ET.SubElement(case, "skipped", message=_clean(message))
 
 
 def _backend_cases(suite: ET.Element, result: BackendResult, report: Report) -> None:
@@ -52,12 +66,12 @@ def _backend_cases(suite: ET.Element, result: BackendResult, report: Report) -> 
         if result.error is not None:
             _mark(case, "error", backend_failure(result), "BackendError", result.traceback)
         elif param is None:
-            _mark(case, "skipped", f"{result.name} did not return {name}", "skipped")
+            _skip(case, f"{result.name} did not return {name}")
         elif param.ok and param.max_rel_err is None and directional:
             # Directional mode checks projections on random directions, not this parameter's
             # entries: a passing testcase would claim a check that did not happen.
             message = f"{name} not checked entry by entry: see the finite differences testcase"
-            _mark(case, "skipped", message, "skipped")
+            _skip(case, message)
         elif not param.ok:
             body = (
                 f"shape {list(param.shape)}, gradient norm {param.norm:.6g}\n"
@@ -75,7 +89,7 @@ def _backend_cases(suite: ET.Element, result: BackendResult, report: Report) -> 
         # The backend failed on something other than a parameter: its loss (or a later check).
         _mark(case, "failure", backend_failure(result), "LossMismatch", "\n".join(result.hints))
     elif result.loss is None:
-        _mark(case, "skipped", f"{result.name} did not report a loss", "skipped")
+        _skip(case, f"{result.name} did not report a loss")
 
 
 def to_junit(report: Report, *, timestamp: datetime | None = None) -> str:
@@ -84,13 +98,15 @@ def to_junit(report: Report, *, timestamp: datetime | None = None) -> str:
     fd_seconds = float(timings.get("finite_difference", 0.0) or 0.0)
     total = float(timings.get("load", 0.0) or 0.0) + fd_seconds
     total += sum(r.seconds for r in report.backends)
-    root = ET.Element("testsuites", name=SUITE_NAME)
+    root = ET.Element("testsuites")
     suite = ET.SubElement(
         root,
         "testsuite",
         name=SUITE_NAME,
+        package=SUITE_NAME,
+        id="0",
         timestamp=(timestamp or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%S"),
-        hostname=socket.gethostname(),
+        hostname=socket.gethostname() or "localhost",
     )
     properties = ET.SubElement(suite, "properties")
     for key, value in (
@@ -99,6 +115,7 @@ def to_junit(report: Report, *, timestamp: datetime | None = None) -> str:
         ("reference", report.reference_name),
         ("rtol", repr(report.rtol)),
         ("atol", repr(report.atol)),
+        *(("warning", w) for w in problem_warnings(report.problem)),
     ):
         ET.SubElement(properties, "property", name=key, value=_clean(value))
     for result in report.backends:
@@ -109,7 +126,7 @@ def to_junit(report: Report, *, timestamp: datetime | None = None) -> str:
     if report.unresolved and message is not None and (fd is None or fd.ok):
         _mark(fd_case, "failure", message, "Inconclusive")
     elif fd is None:
-        _mark(fd_case, "skipped", f"--fd off: compared with the {report.reference_name}", "skipped")
+        _skip(fd_case, f"--fd off: compared with the {report.reference_name}")
     elif message is not None:
         body = (
             f"checked {fd.checked} {fd.unit}, failed {fd.failed}, at kinks {fd.kinks}, "
@@ -122,11 +139,13 @@ def to_junit(report: Report, *, timestamp: datetime | None = None) -> str:
         tag: sum(1 for c in cases if c.find(tag) is not None)
         for tag in ("failure", "error", "skipped")
     }
-    for element in (root, suite):
-        element.set("tests", str(len(cases)))
-        element.set("failures", str(counts["failure"]))
-        element.set("errors", str(counts["error"]))
-        element.set("skipped", str(counts["skipped"]))
-        element.set("time", f"{total:.6f}")
+    suite.set("tests", str(len(cases)))
+    suite.set("failures", str(counts["failure"]))
+    suite.set("errors", str(counts["error"]))
+    suite.set("skipped", str(counts["skipped"]))
+    suite.set("time", _seconds(total))
+    # Required by the Ant schema after the testcases, even when empty.
+    ET.SubElement(suite, "system-out")
+    ET.SubElement(suite, "system-err")
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..verdict.result import BackendResult, Report
+from .notices import problem_warnings
 from .verdicts import (
     backend_max,
     caption,
@@ -142,13 +143,20 @@ def parameter_table(report: Report) -> Table:
 
 
 def findings(report: Report) -> list[Text]:
-    """Errors, tracebacks and hints, one block per backend that has any."""
+    """Errors, tracebacks and hints, one block per backend that has any.
+
+    A backend's own hints come first: one of them may explain every failing parameter at
+    once ("every failing parameter is off by the same factor 20"), and then the lines per
+    parameter are its details, not eight riddles before the answer.
+    """
     lines: list[Text] = []
     for result in report.backends:
         if result.error is not None:
             lines.append(Text.assemble((f"✗ {result.name}: ", "bold red"), result.error))
             if result.traceback:
                 lines.append(Text(result.traceback.rstrip(), style="dim"))
+        for hint in result.hints:
+            lines.append(Text.assemble((f"• {result.name}: ", "yellow"), hint))
         for param in result.params:
             if not param.ok:
                 text = Text.assemble(
@@ -159,8 +167,6 @@ def findings(report: Report) -> list[Text]:
                 if param.hint:
                     text.append(f" — {param.hint}", style="yellow")
                 lines.append(text)
-        for hint in result.hints:
-            lines.append(Text.assemble((f"• {result.name}: ", "yellow"), hint))
     for note in report.notes:
         lines.append(Text.assemble(("• note: ", "yellow"), note))
     return lines
@@ -194,9 +200,17 @@ def kink_lines(report: Report) -> list[Text]:
     return [Text.assemble(("• kinks: ", "cyan"), f"{shown}{more} — {how}")]
 
 
+def header_lines(report: Report) -> list[Text]:
+    """Warnings about the problem, before the tables (e.g. that it is the bundled one)."""
+    return [
+        Text.assemble(("⚠ warning: ", "bold yellow"), w) for w in problem_warnings(report.problem)
+    ]
+
+
 def render(report: Report) -> Group:
     """The full human report as one renderable."""
-    parts: list[Table | Text] = [summary_table(report), parameter_table(report)]
+    parts: list[Table | Text] = [*header_lines(report), summary_table(report)]
+    parts.append(parameter_table(report))
     parts.extend(findings(report))
     parts.extend(kink_lines(report))
     parts.append(summary_line(report))

@@ -175,6 +175,7 @@ class Report:
         """The JSON report (its schema: the README's JSON report section)."""
         fd = self.finite_difference
         return {
+            "schema_version": 1,  # of gradcheck_cli/schema/report.schema.json
             "ok": self.ok,
             "problem": self.problem.summary(),
             "backends": [b.to_dict() for b in self.backends],

@@ -28,6 +28,9 @@ FLOAT32_AGREEMENT_ATOL = 1e-5
 
 architectures = st.lists(st.integers(1, 7), min_size=2, max_size=6)
 
+# Every test compares with the independent torch autograd reference.
+pytestmark = pytest.mark.torch
+
 
 @pytest.mark.parametrize("name", backend_names())
 @settings(max_examples=15, deadline=None)

@@ -1,9 +1,12 @@
 """The app: a fast --help that does not import torch, the entry point, one-line usage errors,
-exit code 3 with --debug for its traceback, and the progress bar."""
+exit code 3 with --debug for its traceback, the progress bar, and the conventions of a CLI:
+-h, -V, --debug after the command, shell completion, plain metavars, unwrapped findings in
+pipes, "did you mean" for misspelt names, and a one-line error where torch is missing."""
 
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 
@@ -11,10 +14,12 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+import gradcheck_cli
 from gradcheck_cli import cli
 from gradcheck_cli.cli import application
 from gradcheck_cli.inputs import loading
 from gradcheck_cli.problem import Problem
+from tests.helpers import assert_bad_input, wrong_numpy
 
 runner = CliRunner()
 
@@ -101,3 +106,112 @@ def test_progress_bar_appears_on_stderr_only_after_the_delay(monkeypatch):
     assert "finite differences" in buffer.getvalue()
     with application.fd_progress(enabled=False) as update:
         assert update is None
+
+
+@pytest.mark.parametrize("args", [["-h"], ["run", "-h"], ["inspect", "-h"], ["init", "-h"]])
+def test_dash_h_is_help(args):
+    result = runner.invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Usage: ") and "-h, --help" in result.stdout
+
+
+@pytest.mark.parametrize("flag", ["-V", "--version"])
+def test_dash_capital_v_is_the_version(flag):
+    result = runner.invoke(cli.app, [flag])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"gradcheck {gradcheck_cli.__version__}"
+
+
+@pytest.mark.parametrize("command", ["run", "inspect"])
+def test_debug_is_accepted_after_the_command(monkeypatch, command):
+    # The hint says "rerun with --debug": appending it to the command line must work.
+    monkeypatch.setattr(loading, "load_problem", _explode)
+    result = runner.invoke(cli.app, [command, "--debug"])
+    assert result.exit_code == 3
+    assert "Traceback (most recent call last)" in result.stderr
+    # ... and it does not stick to the next run.
+    assert "Traceback" not in runner.invoke(cli.app, [command]).stderr
+
+
+def test_help_shows_plain_metavars_and_unsplit_choices():
+    for command in ("run", "inspect", "init", "backends"):
+        out = runner.invoke(cli.app, [command, "--help"], env={"COLUMNS": "60"}).stdout
+        assert "<bool>" not in out and "list[" not in out and "<str>" not in out, out
+    out = runner.invoke(cli.app, ["run", "--help"], env={"COLUMNS": "60"}).stdout
+    for metavar in (
+        "--fd <auto|full|sample|directional|off>",
+        "--activation <relu|tanh|sigmoid|leaky-relu|identity>",
+        "-b, --backend <name>",
+        "--user <file:func>",
+        "--show <param>",
+    ):
+        assert metavar in out, metavar
+
+
+def test_shell_completion_completes_options_and_choices():
+    env = {**os.environ, "_GRADCHECK_COMPLETE": "complete_bash"}
+    for words, cword, expected in [
+        ("gradcheck r", "1", "run"),
+        ("gradcheck run --acti", "2", "--activation"),
+        ("gradcheck run --activation ta", "3", "tanh"),
+    ]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "gradcheck_cli"],
+            env={**env, "COMP_WORDS": words, "COMP_CWORD": cword},
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert expected in proc.stdout.split(), (words, proc.stdout)
+
+
+def test_findings_are_one_line_each_when_piped(monkeypatch):
+    # CliRunner's stdout is not a terminal, like a pipe or a CI log: no wrapping at 80 columns.
+    wrong_numpy(monkeypatch)
+    result = runner.invoke(cli.app, ["run", "-b", "numpy"], env={"COLUMNS": "80"})
+    assert result.exit_code == 1
+    finding = next(line for line in result.stdout.splitlines() if line.startswith("✗ scaled W2"))
+    assert len(finding) > 80 and "rel err" in finding and "factor" in finding
+
+
+def test_without_torch_the_default_run_says_so_in_one_line():
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None  # as if PyTorch were not installed\n"
+        "from gradcheck_cli.cli import app\n"
+        "app(['run'], prog_name='gradcheck')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and "needs PyTorch" in lines[-1], lines
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "-b", "numpy", "--show", "w1"], "--show w1: no such parameter (did you mean W1?)"),
+        (["run", "-b", "nunpy"], "unknown backend 'nunpy' (did you mean numpy?)"),
+    ],
+)
+def test_misspelt_names_get_a_suggestion(args, message):
+    assert_bad_input(args, message)
+
+
+def test_a_misspelt_user_function_gets_a_suggestion(tmp_path):
+    (tmp_path / "mine.py").write_text("def back_propagation(W, B, A, Y, T):\n    pass\n")
+    spec = f"{tmp_path / 'mine.py'}:back_propogation"
+    stderr = assert_bad_input(["run", "-b", "numpy", "--user", spec], "no function")
+    assert stderr.endswith("(did you mean back_propagation?)")
+    # No suggestion when nothing is close.
+    spec = f"{tmp_path / 'mine.py'}:gradients"
+    assert "did you mean" not in assert_bad_input(
+        ["run", "-b", "numpy", "--user", spec], "no function"
+    )
+
+
+def test_a_misspelt_config_key_gets_a_suggestion(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text("[tool.gradcheck]\nrtoll = 1e-6\n")
+    monkeypatch.chdir(tmp_path)
+    assert_bad_input(["run"], "unknown gradcheck option 'rtoll' (did you mean rtol?)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import numpy as np
 import pytest
@@ -15,6 +15,7 @@ from gradcheck_cli import cli
 from gradcheck_cli.cli import run_command
 from gradcheck_cli.cli.config import find_config, load_config, option_specs, read_table
 from gradcheck_cli.errors import InputError
+from tests.helpers import assert_bad_input
 
 runner = CliRunner()
 
@@ -41,7 +42,7 @@ def project(tmp_path, monkeypatch):
         '[project]\nname = "demo"\n\n'
         "[tool.gradcheck]\n"
         'data = "data/d.npz"\n'
-        'backend = ["numpy", "torch-functional"]\n'
+        'backend = ["numpy"]\n'
         'activation = "tanh"\n'
         "fd_step = 1e-5\n"
         "rtol = 1e-6\n",
@@ -69,8 +70,6 @@ def test_no_flags_checks_exactly_what_the_config_says(project):
         str(project / "data" / "d.npz"),
         "-b",
         "numpy",
-        "-b",
-        "torch-functional",
         "--activation",
         "tanh",
         "--fd-step",
@@ -81,11 +80,12 @@ def test_no_flags_checks_exactly_what_the_config_says(project):
     assert without_timings(from_config) == without_timings(explicit)
     assert from_config["problem"]["layers"] == [3, 4, 2]
     assert from_config["problem"]["activation"] == "tanh"
-    assert [b["name"] for b in from_config["backends"]] == ["numpy", "torch-functional"]
+    assert [b["name"] for b in from_config["backends"]] == ["numpy"]
     assert from_config["finite_difference"]["step"] == 1e-5
     assert from_config["tolerances"]["rtol"] == 1e-6
 
 
+@pytest.mark.torch
 def test_flags_override_the_config_and_the_rest_still_applies(project):
     report = run_json("--activation", "sigmoid", "-b", "torch-sequential", "--rtol", "1e-4")
     assert report["problem"]["activation"] == "sigmoid"
@@ -149,16 +149,44 @@ def test_explicit_config_file_with_top_level_keys(tmp_path, monkeypatch):
     assert missing.exit_code == 2 and "no such config file" in missing.stderr
 
 
-def test_nearest_pyproject_wins_and_one_without_the_table_means_no_config(tmp_path):
+def test_the_search_passes_over_a_pyproject_without_the_table(tmp_path):
+    # As ruff looks for [tool.ruff]: a sub-package's pyproject.toml does not hide the
+    # repository's [tool.gradcheck].
     (tmp_path / "pyproject.toml").write_text("[tool.gradcheck]\nrtol = 1.0\n", encoding="utf-8")
     inner = tmp_path / "pkg"
     (inner / "src").mkdir(parents=True)
     (inner / "pyproject.toml").write_text('[project]\nname = "x"\n', encoding="utf-8")
-    assert find_config(inner / "src") == (inner / "pyproject.toml").resolve()
     assert read_table(inner / "pyproject.toml") is None
-    assert load_config(None, option_specs(run_command.run), cwd=inner / "src") is None
-    outer = load_config(None, option_specs(run_command.run), cwd=tmp_path)
-    assert outer is not None and outer.values == {"rtol": 1.0}
+    assert find_config(inner / "src") == (tmp_path / "pyproject.toml").resolve()
+    found = load_config(None, option_specs(run_command.run), cwd=inner / "src")
+    assert found is not None and found.values == {"rtol": 1.0}
+    # The nearest table wins.
+    (inner / "pyproject.toml").write_text("[tool.gradcheck]\nrtol = 0.5\n", encoding="utf-8")
+    nearest = load_config(None, option_specs(run_command.run), cwd=inner / "src")
+    assert nearest is not None and nearest.values == {"rtol": 0.5}
+
+
+@pytest.mark.parametrize(
+    "table",
+    ["tool.gradchek", "tool.grad-check", "tool.GradCheck", "tool.gradcheck-cli", "gradcheck"],
+)
+def test_a_misspelt_table_is_bad_input_not_a_silent_default_run(tmp_path, monkeypatch, table):
+    # [tool.gradchek] would otherwise let `gradcheck run` check the bundled problem and pass.
+    (tmp_path / "pyproject.toml").write_text(f'[{table}]\ndata = "d.npz"\n', encoding="utf-8")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    assert_bad_input(
+        ["run", "-b", "numpy"],
+        f"pyproject.toml: [{table}] looks like a misspelling of [tool.gradcheck]",
+    )
+
+
+def test_other_tools_tables_are_not_misspellings(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.ruff]\nline-length = 100\n[tool.gradio]\nx = 1\n[tool.pycheck]\nx = 1\n",
+        encoding="utf-8",
+    )
+    assert read_table(tmp_path / "pyproject.toml") is None
 
 
 def test_paths_are_relative_to_the_config_file(tmp_path):
@@ -172,9 +200,10 @@ def test_paths_are_relative_to_the_config_file(tmp_path):
 
 
 def test_every_option_of_run_is_configurable():
-    """The introspection sees exactly the options typer builds for `run` (minus --config)."""
+    """The introspection sees exactly the options typer builds for `run` (minus --config, and
+    --debug, which is about gradcheck itself, not the check)."""
     command = typer.main.get_command(cli.app).commands["run"]  # type: ignore[attr-defined]
-    typer_names = {p.name for p in command.params if p.name not in ("config", "help")}
+    typer_names = {p.name for p in command.params if p.name not in ("config", "help", "debug")}
     assert {s.name for s in option_specs(run_command.run).values()} == typer_names
 
 
@@ -226,3 +255,20 @@ def test_a_nearby_pyproject_without_the_table_is_still_fine(tmp_path, monkeypatc
     result = runner.invoke(cli.app, ["inspect", "--json"])
     assert result.exit_code == 0, result.output
     assert "config:" not in result.stderr
+
+
+def test_an_implicit_optional_around_annotated_is_seen_through():
+    # What Python 3.10's get_type_hints makes of `x: Annotated[float | None, ...] = None`:
+    # the Optional wraps the Annotated, hiding the option's flag and type unless unwrapped.
+    def command(rtol=None, backend=None):
+        pass
+
+    command.__annotations__ = {
+        "rtol": Optional[Annotated[Optional[float], typer.Option(help="tolerance")]],  # noqa: UP045
+        "backend": Optional[Annotated[Optional[list[str]], typer.Option("--backend", "-b")]],  # noqa: UP045
+    }
+    specs = option_specs(command)
+    assert specs["rtol"].type is float and not specs["rtol"].multiple
+    assert specs["backend"].type is str and specs["backend"].multiple
+    values = load_config_from_table({"rtol": 1e-6, "backend": ["numpy"]}, specs)
+    assert values == {"rtol": 1e-6, "backend": ["numpy"]}

@@ -9,14 +9,13 @@ import typing
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from gradcheck_cli import cli
 from gradcheck_cli import verdict as checks
 from gradcheck_cli.cli import inspect_command, run_command
 from gradcheck_cli.inputs.loading import InputWarning, load_problem
-from tests.bad_inputs import BAD_INPUTS
+from tests.bad_inputs import BAD_INPUTS, bad_input_params
 from tests.helpers import (
     arrays,
     assert_bad_input,
@@ -32,6 +31,7 @@ runner = CliRunner()
 LOSS_RTOL = 1e-12
 
 
+@pytest.mark.torch
 def test_inspect_bundled_problem_table():
     result = runner.invoke(cli.app, ["inspect"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
@@ -75,6 +75,7 @@ def test_inspect_json_statistics_match_hand_computed_values(tmp_path):
     assert report["loss_value"] == pytest.approx(((1.5**2) + (9.5**2) + (11.5**2)) / 3)
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("activation, loss", [("tanh", "sse"), ("sigmoid", "bce")])
 def test_inspect_loss_matches_torch_autograd(tmp_path, activation, loss):
     named = arrays(5)
@@ -90,7 +91,10 @@ def test_inspect_loss_matches_torch_autograd(tmp_path, activation, loss):
     assert report["loss_value"] == pytest.approx(torch_reference(problem)[0], rel=LOSS_RTOL)
 
 
+@pytest.mark.torch
 def test_inspect_takes_the_same_loading_options_as_run(tmp_path):
+    import torch
+
     named = arrays(6)
     np.savez(tmp_path / "d.npz", **data_of(named))
     torch.save(sequential_for(named).state_dict(), tmp_path / "m.pt")
@@ -151,6 +155,7 @@ def _project(tmp_path):
     )
 
 
+@pytest.mark.torch
 def test_inspect_uses_the_loading_options_of_tool_gradcheck(tmp_path, monkeypatch):
     # inspect shows the problem that run checks: the configured one, not the bundled 4-6-6-6-1.
     _project(tmp_path)
@@ -176,7 +181,7 @@ def test_inspect_reports_a_bad_config_like_run(tmp_path, monkeypatch):
     assert "unknown gradcheck option 'bogus'" in result.stderr
 
 
-@pytest.mark.parametrize("name, build, message", BAD_INPUTS[:5], ids=[c[0] for c in BAD_INPUTS[:5]])
+@pytest.mark.parametrize("name, build, message", bad_input_params(BAD_INPUTS[:5]))
 def test_inspect_reports_bad_input_the_same_way(tmp_path, name, build, message):
     args, _ = build(tmp_path)
     assert_bad_input(["inspect", *args[1:]], message)

@@ -8,6 +8,8 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from gradcheck_cli import cli
@@ -15,6 +17,7 @@ from tests.helpers import (
     CASES_PER_BACKEND,
     UNSUMMED_BIAS,
     USER_CORPUS,
+    arrays,
     assert_attributes_match_contents,
     junit_counts,
     parse_command,
@@ -53,6 +56,7 @@ def test_show_prints_the_parameter_entry_by_entry():
     assert "[:, 2]" in out and "only W1[:, 2] is wrong" in out
 
 
+@pytest.mark.torch
 def test_show_unknown_parameter_exits_2():
     result = runner.invoke(cli.app, ["run", "--show", "W9"])
     assert result.exit_code == 2
@@ -61,6 +65,7 @@ def test_show_unknown_parameter_exits_2():
     )
 
 
+@pytest.mark.torch
 def test_format_github_annotates_a_failing_backend(monkeypatch):
     wrong_numpy(monkeypatch)
     result = runner.invoke(cli.app, ["run", "--format", "github"])
@@ -75,13 +80,26 @@ def test_format_github_annotates_a_failing_backend(monkeypatch):
     assert commands[-1][0] == "notice" and "1 of 3 backends failed: scaled" in commands[-1][2]
 
 
-def test_format_github_on_a_passing_run_has_only_a_notice():
-    result = runner.invoke(cli.app, ["run", "--format", "github", "-b", "numpy"])
+def test_format_github_on_a_passing_run_has_only_a_notice(tmp_path):
+    np.savez(tmp_path / "d.npz", **arrays())
+    result = runner.invoke(
+        cli.app, ["run", "--format", "github", "-b", "numpy", "--data", str(tmp_path / "d.npz")]
+    )
     assert result.exit_code == 0
     lines = [line for line in result.stdout.splitlines() if line.startswith("::")]
     assert len(lines) == 1 and lines[0].startswith(
         "::notice title=gradcheck::numpy agrees with finite differences"
     )
+
+
+def test_format_github_warns_when_the_problem_is_the_bundled_one():
+    # A CI job that forgot its input would otherwise pass green on the exercise network.
+    result = runner.invoke(cli.app, ["run", "--format", "github", "-b", "numpy"])
+    assert result.exit_code == 0
+    commands = [parse_command(line) for line in result.stdout.splitlines() if line.startswith("::")]
+    assert [level for level, _, _ in commands] == ["warning", "notice"]
+    assert "bundled exercise problem" in commands[0][2]
+    assert "checking the bundled exercise problem" in result.stderr
 
 
 def test_format_json_equals_json_flag_and_contradictions_are_errors():
@@ -109,6 +127,7 @@ def summary_rows(markdown: str) -> list[list[str]]:
     return rows
 
 
+@pytest.mark.torch
 def test_summary_is_appended_and_tabulates_every_backend(tmp_path, monkeypatch):
     wrong_numpy(monkeypatch)
     path = tmp_path / "summary.md"
@@ -127,6 +146,7 @@ def test_summary_is_appended_and_tabulates_every_backend(tmp_path, monkeypatch):
     assert "- scaled W2: max rel err 5.000e-01" in text
 
 
+@pytest.mark.torch
 def test_passing_run_writes_junit_with_no_failures(tmp_path):
     path = tmp_path / "out" / "gradcheck.xml"
     path.parent.mkdir()
@@ -147,6 +167,7 @@ def test_passing_run_writes_junit_with_no_failures(tmp_path):
     assert all(float(c.get("time")) >= 0 for c in suite.iter("testcase"))
 
 
+@pytest.mark.torch
 def test_failing_backend_gives_exit_1_and_failures_with_numbers(tmp_path, monkeypatch):
     wrong_numpy(monkeypatch)
     path = tmp_path / "gradcheck.xml"
@@ -243,3 +264,14 @@ def test_directional_parameter_tables_show_the_shapes(tmp_path):
     assert table == {"W0": "4×6", "W3": "6×1", "B0": "6"}
     text = summary.read_text()
     assert "| W0 | 4×6 |" in text and "| B3 | 1 |" in text
+
+
+def test_format_github_puts_a_user_functions_errors_on_its_file_and_line():
+    spec = f"{USER_CORPUS / 'half_mse.py'}:general"
+    env = {"GITHUB_WORKSPACE": str(USER_CORPUS.parent.parent)}
+    result = runner.invoke(
+        cli.app, ["run", "--format", "github", "-b", "numpy", "--user", spec], env=env
+    )
+    assert result.exit_code == 1
+    (error,) = [line for line in result.stdout.splitlines() if line.startswith("::error")]
+    assert error.startswith("::error file=tests/user_corpus/half_mse.py,line=28,title=")

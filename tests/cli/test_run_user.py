@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from gradcheck_cli import cli
@@ -13,6 +14,7 @@ from tests.helpers import UNSUMMED_BIAS, USER_CORPUS
 runner = CliRunner()
 
 
+@pytest.mark.torch
 def test_correct_user_function_exits_0():
     result = runner.invoke(cli.app, ["run", "--user", f"{USER_CORPUS / 'correct.py'}:exercise"])
     assert result.exit_code == 0, result.output
@@ -20,6 +22,7 @@ def test_correct_user_function_exits_0():
     assert "all 4 backends agree" in result.stdout
 
 
+@pytest.mark.torch
 def test_wrong_user_function_exits_1_and_names_the_mistake():
     result = runner.invoke(
         cli.app, ["run", "--json", "--user", f"{USER_CORPUS / 'transposed_square.py'}:exercise"]
@@ -64,6 +67,7 @@ def test_two_user_functions_and_text_hints():
     assert "the sign is flipped" in result.stdout
 
 
+@pytest.mark.torch
 def test_missing_file_or_function_exits_2():
     for spec, message in [
         ("nowhere.py:f", "--user nowhere.py: no such file"),
@@ -76,6 +80,7 @@ def test_missing_file_or_function_exits_2():
         assert result.stdout == "" and "Traceback" not in result.output
 
 
+@pytest.mark.torch
 def test_same_user_function_twice_exits_2():
     spec = f"{USER_CORPUS / 'correct.py'}:general"
     result = runner.invoke(cli.app, ["run", "--user", spec, "--user", spec])

@@ -12,6 +12,7 @@ from gradcheck_cli.verdict import CheckOptions, run_checks
 from tests.helpers import EntryOff, ScaledBackend, random_problem, torch_by_name
 
 
+@pytest.mark.torch
 def test_directional_derivatives_match_autograd_projections():
     problem = random_problem([4, 6, 5, 2], samples=8, seed=4, activation="sigmoid")
     fd = finite_differences(problem, mode="directional", samples=4, seed=2)

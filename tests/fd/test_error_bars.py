@@ -5,6 +5,7 @@ nearly converged, where the rounding of the loss, not the loss itself, sets the 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +14,8 @@ from gradcheck_cli.nn import ACTIVATIONS, LOSSES
 from gradcheck_cli.verdict.judge import noise_floor
 from gradcheck_cli.verdict.precision import rounding_noise
 from tests.helpers import fuzz_problem, torch_by_name
+
+pytestmark = pytest.mark.torch  # the built-ins and the careful user's gradient use torch
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

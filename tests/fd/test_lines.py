@@ -21,6 +21,7 @@ KINK_RTOL = 1e-6
 ORDER4_REL = 5e-9
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("order", [2, 4])
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
 def test_error_estimate_bounds_the_actual_error(activation, order):
@@ -31,6 +32,7 @@ def test_error_estimate_bounds_the_actual_error(activation, order):
         assert np.all(np.abs(fd.estimates[name] - ref[name]) <= fd.error[name]), name
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("loss", ["mse", "cross-entropy"])
 def test_order_4_reaches_1e_10_level_agreement_on_smooth_problems(loss):
     problem = random_problem([4, 6, 5, 3], samples=9, seed=2, activation="tanh", loss=loss)
@@ -59,6 +61,7 @@ def kink_problem(activation: str) -> tuple[Problem, int]:
     return problem, u
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("activation", ["relu", "leaky-relu"])
 def test_kink_entries_are_detected_and_estimated_correctly(activation):
     problem, u = kink_problem(activation)

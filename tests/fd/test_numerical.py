@@ -40,6 +40,7 @@ def test_linear_regression_gradient_matches_closed_form():
     assert fd.loss == pytest.approx(((X @ W + b - T) ** 2).mean())
 
 
+@pytest.mark.torch
 def test_sample_mode_covers_every_tensor_and_is_seeded():
     problem = random_problem([5, 7, 6, 2], samples=8, seed=1)
     tensors = len(problem.parameter_names)

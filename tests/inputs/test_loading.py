@@ -16,6 +16,7 @@ REFERENCE_RTOL = 1e-10
 REFERENCE_ATOL = 1e-13
 
 
+@pytest.mark.torch
 def test_every_format_loads_the_same_problem_and_gradients(tmp_path):
     named = arrays()
     expected_loss, expected_dW, expected_dB = torch_reference(

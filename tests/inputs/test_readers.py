@@ -6,14 +6,16 @@ import sys
 import textwrap
 
 import numpy as np
-import torch
-from torch import nn
+import pytest
 
 from gradcheck_cli.inputs.loading import load_problem
 from tests.helpers import arrays, assert_same_arrays, data_of, params_of, sequential_for
 
 
+@pytest.mark.torch
 def test_state_dict_layers_follow_numeric_module_order(tmp_path):
+    import torch
+
     # 6 Linear + 5 ReLU: module indices 0..10, so "10.weight" sorts before "2.weight" as text.
     rng = np.random.default_rng(2)
     widths = [3, 5, 4, 6, 3, 5, 2]
@@ -29,7 +31,11 @@ def test_state_dict_layers_follow_numeric_module_order(tmp_path):
     assert_same_arrays(problem, named)
 
 
+@pytest.mark.torch
 def test_state_dict_float32_widens_exactly_and_prefix_is_accepted(tmp_path):
+    import torch
+    from torch import nn
+
     named = arrays(3)
 
     class Wrapper(nn.Module):
@@ -71,6 +77,7 @@ def test_utils_values_are_kept_exactly(tmp_path):
     assert problem.weights[1][1, 0] == 0.25
 
 
+@pytest.mark.torch
 def test_utils_may_return_torch_parameters_and_import_siblings(tmp_path):
     (tmp_path / "helper_gc.py").write_text("SCALE = 2.0\n")
     (tmp_path / "u.py").write_text(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from gradcheck_cli.backends import create_backend
 from gradcheck_cli.backends.base import Backend
 from gradcheck_cli.backends.numpy_backprop import NumpyBackprop
@@ -72,6 +74,7 @@ def test_missing_biases_are_skipped_and_a_wrong_loss_fails_the_loss_case(exercis
     assert junit_counts(suite) == expected
 
 
+@pytest.mark.torch
 def test_fd_off_skips_the_finite_difference_case(exercise_problem):
     backends = [create_backend("numpy"), create_backend("torch-functional")]
     report = run_checks(exercise_problem, backends, CheckOptions(fd_mode="off"))
@@ -137,3 +140,25 @@ def test_an_inconclusive_run_fails_the_reference_testcase(exercise_problem):
     assert "cannot verify" in (failure.get("message") or "")
     assert verdict(report).startswith("inconclusive: cannot verify")
     assert any(line.startswith("::error") for line in annotation_lines(report))
+
+
+def test_the_layout_fits_the_strict_junit_schemas(exercise_problem):
+    # What Jenkins' junit-10.xsd (xunit plugin) and the Apache Ant JUnit.xsd require beyond
+    # the common layout; the output was validated against both with xmlschema by hand.
+    weights_only = UserBackend(f"{USER_CORPUS / 'correct.py'}:exercise_weights_only")
+    backends = [create_backend("numpy"), weights_only, RaisingBackend()]
+    root, suite = parse_junit(to_junit(run_checks(exercise_problem, backends)))
+    assert root.attrib == {}  # Ant: no attributes; Jenkins: no `skipped` there
+    assert suite.get("package") == "gradcheck" and suite.get("id") == "0"
+    tags = [child.tag for child in suite]
+    assert tags == ["properties", *["testcase"] * (len(tags) - 3), "system-out", "system-err"]
+    cases = suite.findall("testcase")
+    times = [suite.get("time"), *(case.get("time") for case in cases)]
+    assert all(re.fullmatch(r"\d+\.\d{3}", t or "") for t in times), times
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", suite.get("timestamp") or "")
+    assert suite.get("hostname")
+    marks = [child for case in cases for child in case]
+    assert all(len(list(case)) <= 1 for case in cases)
+    assert {m.tag for m in marks} == {"skipped", "error"}
+    for mark in marks:  # <skipped> takes a message only; failure and error need a type
+        assert set(mark.attrib) == ({"message"} if mark.tag == "skipped" else {"message", "type"})

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from gradcheck_cli.problem import Gradients
 from gradcheck_cli.verdict.diagnose import HINT_TOLERANCE_FACTOR, Diagnoser, wrong_entries
@@ -20,6 +19,8 @@ from gradcheck_cli.verdict.mistakes import (
     relative_residual,
 )
 from tests.helpers import random_problem, torch_reference
+
+torch = pytest.importorskip("torch")  # every test compares with torch autograd
 
 RTOL = 1e-5  # the float64 check tolerance the diagnoser is built with
 LAYERS = [3, 5, 5, 5, 2]  # two square 5x5 weights: transposes and swaps keep their shape

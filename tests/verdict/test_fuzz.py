@@ -19,6 +19,9 @@ from gradcheck_cli.nn import ACTIVATIONS, LOSSES
 from gradcheck_cli.problem import Problem
 from tests.helpers import careful_user, fuzz_problem
 
+pytestmark = pytest.mark.torch  # the built-ins and the careful user's gradient use torch
+
+
 MISTAKES = ("entry", "factor", "sign", "zero", "transpose")
 
 

@@ -32,6 +32,7 @@ def test_float32_uses_float32_tolerances(exercise_problem):
     assert report.atol == pytest.approx(1e-5 * largest)
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_a_factor_2_fails_even_when_the_gradient_is_tiny(dtype, exercise_problem):
     # Targets 1e-4 from the network's output: a nearly converged network whose gradient
@@ -58,6 +59,7 @@ def torch_reference_output(problem):
     return A.numpy()
 
 
+@pytest.mark.torch
 def test_default_atol_scales_with_each_parameter_vanishing_gradients():
     # A 10-layer sigmoid network in float32: W0's gradient is ~1e-6 of the last layers'.
     # One atol of 1e-5 x the largest entry overall would let W0 doubled pass, so each

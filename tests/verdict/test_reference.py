@@ -10,6 +10,7 @@ from gradcheck_cli.verdict import CheckOptions, run_checks
 from tests.helpers import ScaledBackend
 
 
+@pytest.mark.torch
 def test_fd_off_uses_consensus_and_outvotes_one_wrong_backend(exercise_problem):
     report = run_checks(
         exercise_problem,

@@ -40,6 +40,7 @@ def test_float32_noise_that_hides_mistakes_is_reported(exercise_problem):
     assert plain.notes == () and plain.backend("numpy").hints == ()
 
 
+@pytest.mark.torch
 def test_gradients_too_small_for_finite_differences_are_reported(exercise_problem):
     # Weights 1e-4: the gradient of W2 (~1e-11) is far below what central differences
     # resolve (~eps |loss| / h = 1e-10). With a single built-in, finite differences judge,
@@ -91,6 +92,7 @@ def test_no_step_in_the_range_passes_a_wrong_gradient(exercise_problem, step):
     assert not report.ok
 
 
+@pytest.mark.torch
 def test_a_fully_resolved_run_has_no_unresolved_parameters(exercise_problem):
     report = run_checks(exercise_problem, builtin_backends())
     assert report.ok and report.unresolved == {}

@@ -10,10 +10,13 @@ from gradcheck_cli.verdict import run_checks
 from tests.helpers import builtin_backends
 
 
+@pytest.mark.torch
 def test_json_has_every_design_key(exercise_problem):
     d = run_checks(exercise_problem, builtin_backends()).to_dict()
     assert {"ok", "problem", "backends", "agreement", "finite_difference", "timings"} <= set(d)
     assert d["problem"] == {
+        "source": "bundled exercise problem",
+        "bundled": True,
         "layers": [4, 6, 6, 6, 1],
         "samples": 20,
         "activation": "relu",

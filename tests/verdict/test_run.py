@@ -17,6 +17,7 @@ from tests.helpers import (
 )
 
 
+@pytest.mark.torch
 def test_builtins_pass_on_exercise_problem(exercise_problem):
     report = run_checks(exercise_problem, builtin_backends())
     assert report.ok
@@ -32,6 +33,7 @@ def test_builtins_pass_on_exercise_problem(exercise_problem):
     }
 
 
+@pytest.mark.torch
 def test_a_wrong_gradient_fails_and_names_the_parameter(exercise_problem):
     report = run_checks(exercise_problem, [*builtin_backends(), ScaledBackend("W1", 2.0)])
     assert not report.ok
@@ -51,6 +53,7 @@ def test_raising_backend_is_reported_and_others_still_run(exercise_problem):
     assert not report.ok
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("activation, loss", ACTIVATION_LOSS_PAIRS)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_backends_agree_with_finite_differences(activation, loss, dtype):

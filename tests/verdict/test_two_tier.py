@@ -15,6 +15,8 @@ from gradcheck_cli.problem import Gradients, Problem
 from gradcheck_cli.verdict import CheckOptions, run_checks
 from tests.helpers import EntryOff, ScaledBackend, builtin_backends, network_output
 
+pytestmark = pytest.mark.torch  # the built-ins and the careful user's gradient use torch
+
 
 class UserScaled(ScaledBackend):
     """A user's function (not a built-in) with one parameter scaled."""
