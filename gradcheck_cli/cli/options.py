@@ -14,6 +14,8 @@ from rich.markup import escape
 from ..fd import FD_MODES
 from ..nn import ACTIVATIONS, LOSSES
 from ..problem import DTYPES
+from ..safety.budget import DEFAULT_MAX_INPUT_MB
+from ..safety.process import DEFAULT_TIMEOUT
 from .application import stderr
 
 if TYPE_CHECKING:
@@ -63,6 +65,20 @@ UtilsOption = Annotated[
         "exercise. This RUNS the file's code: use only files you trust. Not with --data/--params."
     ),
 ]
+TimeoutOption = Annotated[
+    float,
+    typer.Option(
+        help="Seconds your code (a --user function, a --utils file) may take for one step "
+        "(importing it, one call) before it is stopped; it runs in a separate process.",
+    ),
+]
+MaxInputOption = Annotated[
+    float,
+    typer.Option(
+        help="Budget of an input file's arrays, in MB: sizes a file declares are checked "
+        "before anything is read.",
+    ),
+]
 ActivationOption = Annotated[Activation, typer.Option(help="Hidden-layer activation.")]
 NegativeSlopeOption = Annotated[
     float, typer.Option(help="Slope of leaky-relu for negative inputs.")
@@ -88,6 +104,9 @@ def load(
     loss: Loss,
     dtype: DType,
     negative_slope: float,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_input_mb: float = DEFAULT_MAX_INPUT_MB,
 ) -> Problem:
     """Load the problem of `run`/`inspect`; input warnings go to stderr, one line each."""
     from ..inputs.loading import load_problem
@@ -102,6 +121,8 @@ def load(
             loss=loss.value,
             dtype=dtype.value,
             negative_slope=negative_slope,
+            timeout=timeout,
+            max_input_mb=max_input_mb,
         )
     for w in caught:
         stderr.print(
