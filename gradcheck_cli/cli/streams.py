@@ -11,10 +11,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import warnings
+from collections.abc import Iterator
 from typing import TextIO
 
+from rich.markup import escape
+
+from ..safety.child import one_line
 from ..safety.text import DEFUSED_PREFIX, is_command_line
+from .application import stderr
 
 # One character for one, so that rich's column widths still hold.
 _ASCII = str.maketrans(
@@ -58,8 +65,19 @@ def to_encoding(text: str, encoding: str | None) -> str:
         pass
     except LookupError:
         return text
-    text = text.translate(_ASCII)
-    return text.encode(encoding, errors="replace").decode(encoding, errors="replace")
+    return (
+        "".join(c if _encodes(c, encoding) else c.translate(_ASCII) for c in text)
+        .encode(encoding, errors="replace")
+        .decode(encoding, errors="replace")
+    )
+
+
+def _encodes(character: str, encoding: str) -> bool:
+    try:
+        character.encode(encoding)
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 class ReportStream:
@@ -153,3 +171,25 @@ class ReportStream:
     def broken_pipe(self) -> bool:
         """Whether the reader of stdout went away (`gradcheck run | head`)."""
         return isinstance(self.error, BrokenPipeError)
+
+
+@contextlib.contextmanager
+def numeric_warnings_summarised() -> Iterator[None]:
+    """NumPy's RuntimeWarnings (overflow, invalid value) as one line on stderr, not a dump."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    numeric = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    for w in caught:
+        if not issubclass(w.category, RuntimeWarning):
+            text = escape(one_line(w.message))
+            stderr.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
+    if numeric:
+        kinds = sorted({one_line(w.message) for w in numeric})
+        shown = "; ".join(kinds[:3]) + (f"; and {len(kinds) - 3} more" if len(kinds) > 3 else "")
+        stderr.print(
+            f"[yellow]warning:[/] {len(numeric)} numeric warning(s) while computing "
+            f"({escape(shown)})",
+            highlight=False,
+            soft_wrap=True,
+        )

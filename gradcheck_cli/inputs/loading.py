@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import nn
 from ..errors import InputError
 from ..nn import ACTIVATIONS, DEFAULT_NEGATIVE_SLOPE, LOSSES
 from ..problem import DTYPES, Problem
@@ -154,7 +155,7 @@ def make_problem(
             )
         features = w.shape[1]
     Ta = _check_targets(_numeric("T", T, source), Xa.shape[0], features, loss, source)
-    return Problem(
+    problem = Problem(
         X=Xa,
         T=Ta,
         weights=tuple(Ws),
@@ -165,6 +166,50 @@ def make_problem(
         negative_slope=float(negative_slope),
         source=source,
     )
+    _check_computable(problem)
+    return problem
+
+
+def _check_computable(problem: Problem) -> None:
+    """The loss and its gradient must be finite in the problem's dtype (and in float64, where
+    finite differences run); an overflow is bad input, not a failure of every backend."""
+    dtypes = ["float64"] if problem.dtype == "float64" else ["float64", problem.dtype]
+    source = problem.source
+    for dtype in dtypes:
+        kind = np.dtype(dtype)
+        largest = float(np.finfo(kind).max)
+        for name, array in (("X", problem.X), *zip(problem.parameter_names, problem.parameters)):
+            too_big = np.abs(array) > largest
+            if too_big.any():
+                at = tuple(int(i) for i in np.argwhere(too_big)[0])
+                raise InputError(
+                    f"{source}: {name}[{', '.join(map(str, at))}] = {array[at]:g} does not fit "
+                    f"in {dtype} (largest {largest:.3g}); rescale it or use dtype float64",
+                    arguments=("dtype",),
+                )
+        T = problem.T if problem.T.dtype.kind in "iu" else problem.T.astype(kind)
+        with np.errstate(all="ignore"):
+            loss, dW, dB = nn.gradients(
+                problem.X.astype(kind),
+                T,
+                [w.astype(kind) for w in problem.weights],
+                [b.astype(kind) for b in problem.biases],
+                problem.activation,
+                problem.loss,
+                problem.negative_slope,
+            )
+        if not np.isfinite(loss):
+            what = f"the loss at these parameters is {float(loss)} in {dtype} (the forward pass"
+        else:
+            named = zip(problem.parameter_names, [*dW, *dB])
+            bad = next((n for n, g in named if not np.isfinite(g).all()), None)
+            if bad is None:
+                continue
+            what = f"the gradient of the loss by {bad} is not finite in {dtype} (the backward pass"
+        advice = "rescale X or the parameters" + (
+            "" if dtype == "float64" else ", or use dtype float64"
+        )
+        raise InputError(f"{source}: {what} overflows); {advice}", arguments=("dtype",))
 
 
 def _check_targets(T: np.ndarray, samples: int, outputs: int, loss: str, source: str) -> np.ndarray:
@@ -182,14 +227,15 @@ def _check_targets(T: np.ndarray, samples: int, outputs: int, loss: str, source:
                 raise InputError(
                     f"{source}: T[{i}] = {T[i]:g}; cross-entropy labels T must be whole numbers"
                 )
-            labels = T.astype(np.int64)
-            bad = np.flatnonzero((labels < 0) | (labels >= outputs))
+            # Checked before the cast: 1e20 as int64 would read -9223372036854775808.
+            bad = np.flatnonzero((T < 0) | (outputs <= T))
             if bad.size:
+                shown = T[bad[0]].item()
                 raise InputError(
-                    f"{source}: T[{bad[0]}] = {labels[bad[0]]} is not a class label in "
+                    f"{source}: T[{bad[0]}] = {shown:g} is not a class label in "
                     f"0..{outputs - 1} (the network has {outputs} outputs)"
                 )
-            return labels
+            return T.astype(np.int64)
         if T.shape != (samples, outputs):
             raise InputError(
                 f"{source}: T has shape {T.shape}; cross-entropy expects labels ({samples},) "
