@@ -33,14 +33,14 @@ from .. import nn
 from ..errors import BackendError, InputError
 from ..problem import Gradients, Problem
 from ..safety.budget import DEFAULT_MAX_BYTES
-from ..safety.child import (
+from ..safety.process import DEFAULT_TIMEOUT, ChildFailure, ChildProcess, check_timeout
+from ..safety.values import (
     Unusable,
     exception_line,
     gradients_of,
     signature_of,
     user_frames_only,
 )
-from ..safety.process import DEFAULT_TIMEOUT, ChildFailure, ChildProcess, check_timeout
 from .base import Backend
 
 # How messages name a FILE:FUNC given by the user (the CLI says --user).

@@ -30,7 +30,7 @@ from .options import (
     load,
 )
 from .run_command import run
-from .streams import ReportStream, numeric_warnings_summarised
+from .streams import ReportStream, defused_stderr, numeric_warnings_summarised
 
 # The options of `run` that `inspect` shares: a project's config describes one problem.
 _INSPECT_CONFIG_KEYS = (
@@ -86,7 +86,7 @@ def inspect_command(
     """Show the loaded problem (architecture, shapes, statistics) without computing gradients."""
     from ..inputs.inspection import inspect_problem
 
-    with exit_codes():
+    with defused_stderr(), exit_codes():
         problem = load(
             data,
             params,

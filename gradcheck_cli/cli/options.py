@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 import typer
 from rich.markup import escape
 
+from ..errors import InputError
 from ..fd import FD_MODES
 from ..nn import ACTIVATIONS, LOSSES
 from ..problem import DTYPES
@@ -110,6 +111,12 @@ def load(
 ) -> Problem:
     """Load the problem of `run`/`inspect`; input warnings go to stderr, one line each."""
     from ..inputs.loading import load_problem
+    from ..safety.process import check_timeout
+
+    try:
+        check_timeout(timeout)
+    except ValueError as exc:
+        raise InputError(str(exc), arguments=("timeout",)) from None
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

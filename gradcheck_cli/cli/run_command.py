@@ -38,7 +38,7 @@ from .options import (
     UtilsOption,
     load,
 )
-from .streams import ReportStream, numeric_warnings_summarised
+from .streams import ReportStream, defused_stderr, numeric_warnings_summarised
 
 if TYPE_CHECKING:
     from ..backends.user import UserBackend
@@ -185,7 +185,7 @@ def run(
     """Compute the gradients with every backend, compare them, and exit 1 if any disagrees."""
     from ..verdict import CheckOptions, run_checks
 
-    with exit_codes(), contextlib.ExitStack() as stack:
+    with defused_stderr(), exit_codes(), contextlib.ExitStack() as stack:
         output = _output_format(ctx, output_format, as_json)
         budget = budget_bytes(max_input_mb)
         inputs = _input_paths(ctx, data, params, utils, user or [])
@@ -247,15 +247,16 @@ def run(
         failures = []
         for artifact in artifacts:
             failures.append(artifact.write(_artifact_text(artifact.flag, report)))
-    stream = ReportStream(sys.stdout)
-    _print_run(report, output, show or [], stream)
-    stream.finish()
-    if stream.broken_pipe:
-        # `gradcheck run | head`: the reader left; the verdict (the exit code) still stands.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    failures.append(stream.failure())
-    for failure in filter(None, failures):
-        stderr.print(f"[bold red]error:[/] {escape(failure)}", highlight=False, soft_wrap=True)
+    with defused_stderr():
+        stream = ReportStream(sys.stdout)
+        _print_run(report, output, show or [], stream)
+        stream.finish()
+        if stream.broken_pipe:
+            # `gradcheck run | head`: the reader left; the verdict (the exit code) still stands.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        failures.append(stream.failure())
+        for failure in filter(None, failures):
+            stderr.print(f"[bold red]error:[/] {escape(failure)}", highlight=False, soft_wrap=True)
     if any(failures):
         raise typer.Exit(2)
     raise typer.Exit(0 if report.ok else 1)

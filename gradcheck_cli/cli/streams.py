@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import sys
 import warnings
 from collections.abc import Iterator
 from typing import TextIO
 
 from rich.markup import escape
 
-from ..safety.child import one_line
 from ..safety.text import DEFUSED_PREFIX, is_command_line
+from ..safety.values import one_line
 from .application import stderr
 
 # One character for one, so that rich's column widths still hold.
@@ -171,6 +172,19 @@ class ReportStream:
     def broken_pipe(self) -> bool:
         """Whether the reader of stdout went away (`gradcheck run | head`)."""
         return isinstance(self.error, BrokenPipeError)
+
+
+@contextlib.contextmanager
+def defused_stderr() -> Iterator[None]:
+    """While a command runs, stderr lines (error messages that quote a path or a user's text)
+    cannot become workflow commands either."""
+    stream = ReportStream(sys.stderr)
+    stderr.file = stream  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        stream.finish()
+        stderr.file = None  # type: ignore[assignment]
 
 
 @contextlib.contextmanager

@@ -188,7 +188,7 @@ def read_csv(
             f"{what} {path}: header {','.join(names)!r} needs target columns named T or "
             "T0, T1, ... and at least one other (input) column"
         )
-    rows = _count_lines(path)
+    rows = max(_count_lines(path) - 1, 0)  # the header is not a row
     check_budget(
         f"{what} {path}: {rows} rows of {len(names)} columns as float64",
         rows * len(names) * 8,

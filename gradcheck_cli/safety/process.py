@@ -23,8 +23,8 @@ import weakref
 from pathlib import Path
 from typing import IO, Any
 
-from .child import Arrays, OverBudget, ProtocolError, read_message, write_message
 from .text import defuse_commands, write_safely
+from .wire import Arrays, OverBudget, ProtocolError, read_message, write_message
 
 CHILD_SCRIPT = str(Path(__file__).with_name("child.py"))
 DEFAULT_TIMEOUT = 60.0  # seconds for one step of the user's code: importing it, or one call
