@@ -236,15 +236,15 @@ CASES: list[Case] = [
     ),
     Case(
         "hangs in the call",
-        _user("import time\ndef general(X, T, W, B):\n    time.sleep(60)\n", "--timeout", "1"),
+        _user("import time\ndef general(X, T, W, B):\n    time.sleep(60)\n", "--timeout", "0.5"),
         1,
-        "within the 1 s timeout",
+        "within the 0.5 s timeout",
     ),
     Case(
         "hangs at import",
-        _user("import time\ntime.sleep(60)\n", "--timeout", "1"),
+        _user("import time\ntime.sleep(60)\n", "--timeout", "0.5"),
         1,
-        "within the 1 s timeout",
+        "within the 0.5 s timeout",
     ),
     Case(
         "BaseException subclass",
@@ -316,9 +316,9 @@ CASES: list[Case] = [
     ),
     Case(
         "utils hangs",
-        _utils(_DATA + "import time\ndef getparams():\n    time.sleep(60)\n", "--timeout", "1"),
+        _utils(_DATA + "import time\ndef getparams():\n    time.sleep(60)\n", "--timeout", "0.5"),
         2,
-        "within the 1 s timeout",
+        "within the 0.5 s timeout",
     ),
     Case(
         "utils BaseException",

@@ -224,8 +224,6 @@ def main() -> None:
     for stream in (sys.stdout, sys.stderr):
         if stream is not None and hasattr(stream, "reconfigure"):
             stream.reconfigure(encoding="utf-8", errors="backslashreplace", line_buffering=True)
-    here = os.path.dirname(os.path.abspath(__file__))
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     lock = threading.Lock()
 
@@ -237,6 +235,10 @@ def main() -> None:
         init, _ = wire.read_message(requests)
     except EOFError:
         os._exit(0)
+    if "cwd" in init:  # gradcheck's, now (a forked child has the fork server's)
+        os.chdir(init["cwd"])
+        os.environ.clear()
+        os.environ.update(init["env"])
     # The user's folder first on sys.path, as when the file is run from there.
     sys.path.insert(0, str(Path(init["path"]).resolve().parent))
     try:
@@ -251,5 +253,68 @@ def main() -> None:
     os._exit(0)
 
 
+def _report_exits(server: Any) -> None:
+    """Tell gradcheck 'E <pid> <exit code>' for every child that has ended (and reap it)."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        server.sendall(f"E {pid} {os.waitstatus_to_exitcode(status)}\n".encode())
+
+
+def zygote() -> None:
+    """The fork server: NumPy imported, no user code ever run; forks one child per request.
+
+    A request is one byte with three descriptors (the child's stdin, stdout and stderr) on the
+    Unix socket that is this process's stdin; the answer is 'P <pid>'. It ends when gradcheck
+    closes the socket.
+    """
+    import select
+    import socket
+
+    server = socket.socket(fileno=os.dup(0))
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    while True:
+        readable, _, _ = select.select([server], [], [], 0.05)
+        _report_exits(server)
+        if not readable:
+            continue
+        try:
+            message, fds, _, _ = socket.recv_fds(server, 16, 3)
+        except OSError:
+            os._exit(0)
+        if not message:
+            os._exit(0)  # gradcheck has ended
+        if len(fds) != 3:
+            for fd in fds:
+                os.close(fd)
+            server.sendall(b"P -1\n")
+            continue
+        pid = os.fork()
+        if pid == 0:
+            server.close()
+            os.setsid()  # its own process group, which gradcheck kills as a whole
+            for target, fd in zip((0, 1, 2), fds):
+                os.dup2(fd, target)
+            for fd in fds:
+                os.close(fd)
+            np.random.seed()  # its own random state, as a new process would have
+            main()
+        for fd in fds:
+            os.close(fd)
+        server.sendall(f"P {pid}\n".encode())
+
+
 if __name__ == "__main__":
-    main()
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    if sys.argv[1:] == ["--zygote"]:
+        zygote()
+    else:
+        main()

@@ -20,17 +20,21 @@ import tempfile
 import threading
 import time
 import weakref
-from pathlib import Path
 from typing import IO, Any
 
+from . import forkserver
 from .text import defuse_commands, write_safely
 from .wire import Arrays, OverBudget, ProtocolError, read_message, write_message
 
-CHILD_SCRIPT = str(Path(__file__).with_name("child.py"))
+CHILD_SCRIPT = forkserver.CHILD_SCRIPT
+USE_FORK_SERVER = True  # False: every child is a new Python (slower; the path off POSIX)
 DEFAULT_TIMEOUT = 60.0  # seconds for one step of the user's code: importing it, or one call
 OUTPUT_SHOWN = 1 << 20  # bytes of a child's output shown on stderr; the rest is counted
 OUTPUT_LIMIT = 64 << 20  # a child that prints more than this is stopped
 _POLL_S = 0.05
+
+
+Process = subprocess.Popen[bytes] | forkserver.ForkedChild
 
 
 class ChildFailure(Exception):
@@ -58,7 +62,7 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
+def _kill_group(process: Process) -> None:
     """Kill the child and anything it started (its own session, so its own process group; a
     group id is not reused while any process of the group is alive)."""
     try:
@@ -71,16 +75,53 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
             process.kill()
 
 
-def _finalize(process: subprocess.Popen[bytes], output: IO[bytes]) -> None:
+def _finalize(process: Process, streams: tuple[IO[bytes], ...]) -> None:
     _kill_group(process)
     with contextlib.suppress(Exception):
         process.wait(timeout=5)
-    for stream in (process.stdin, process.stdout):
+    for stream in streams:
         with contextlib.suppress(Exception):
-            if stream is not None:
-                stream.close()
-    with contextlib.suppress(Exception):
-        output.close()
+            stream.close()
+
+
+def _capture_file() -> tuple[int, IO[bytes]]:
+    """A file for the child's output: its descriptor (append-only, for the child) and a reader
+    of our own (so reading never moves the child's writing position)."""
+    fd, path = tempfile.mkstemp(prefix="gradcheck-output-")
+    os.close(fd)
+    try:
+        writer = os.open(path, os.O_WRONLY | os.O_APPEND)
+        reader = open(path, "rb")  # noqa: SIM115
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # POSIX: the open descriptors keep it until they close
+    return writer, reader
+
+
+def _start(capture: int) -> tuple[Process, IO[bytes], IO[bytes]]:
+    """A child process and its request and reply streams: forked by the fork server when it
+    can be, else a new Python."""
+    if USE_FORK_SERVER and forkserver.AVAILABLE:
+        request_r, request_w = os.pipe()
+        reply_r, reply_w = os.pipe()
+        try:
+            child = forkserver.ForkServer.get().spawn(request_r, reply_w, capture)
+        except OSError:
+            for fd in (request_r, request_w, reply_r, reply_w):
+                os.close(fd)
+        else:
+            os.close(request_r)
+            os.close(reply_w)
+            return child, open(request_w, "wb"), open(reply_r, "rb")
+    process = subprocess.Popen(
+        [sys.executable, CHILD_SCRIPT],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=capture,
+        start_new_session=hasattr(os, "killpg"),
+    )
+    assert process.stdin is not None and process.stdout is not None
+    return process, process.stdin, process.stdout
 
 
 class ChildProcess:
@@ -89,40 +130,34 @@ class ChildProcess:
     def __init__(self, init: dict[str, Any], *, label: str, max_bytes: int) -> None:
         self.label = label
         self.max_bytes = max_bytes
-        self._output = tempfile.TemporaryFile(prefix="gradcheck-output-")  # noqa: SIM115
+        capture, self._output = _capture_file()
         self._shown = 0  # bytes of output already shown
         self._read = 0  # bytes of output already read
         self._replies: queue.Queue[tuple[dict[str, Any], Arrays] | BaseException] = queue.Queue()
         try:
-            self._process = subprocess.Popen(
-                [sys.executable, CHILD_SCRIPT],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=self._output,
-                start_new_session=hasattr(os, "killpg"),
-            )
+            self._process, self._stdin, self._stdout = _start(capture)
         except OSError as exc:
             self._output.close()
             raise ChildFailure(f"could not start a Python process for it ({exc})") from None
-        self._finalizer = weakref.finalize(self, _finalize, self._process, self._output)
+        finally:
+            os.close(capture)
+        self._finalizer = weakref.finalize(
+            self, _finalize, self._process, (self._stdin, self._stdout, self._output)
+        )
         threading.Thread(target=self._read_replies, daemon=True).start()
-        self._send(init, {})
+        self._send({**init, "cwd": os.getcwd(), "env": dict(os.environ)}, {})
 
     def _read_replies(self) -> None:
-        stream = self._process.stdout
-        assert stream is not None
         try:
             while True:
-                self._replies.put(read_message(stream, self.max_bytes))
+                self._replies.put(read_message(self._stdout, self.max_bytes))
         except BaseException as exc:  # EOF, a protocol error: the waiting side says which
             self._replies.put(exc)
 
     def _send(self, header: dict[str, Any], arrays: Arrays) -> None:
-        stream = self._process.stdin
-        assert stream is not None
         # A child that is gone cannot be written to; receive() reports how it ended.
         with contextlib.suppress(OSError, ValueError):
-            write_message(stream, header, arrays)
+            write_message(self._stdin, header, arrays)
 
     def request(
         self, header: dict[str, Any], arrays: Arrays, timeout: float
@@ -165,6 +200,8 @@ class ChildProcess:
         try:
             code = self._process.wait(timeout=5)
         except subprocess.TimeoutExpired:
+            code = None
+        if code is None:
             self.close()
             return "closed its connection to gradcheck without answering"
         if code < 0:

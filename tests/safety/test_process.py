@@ -106,3 +106,23 @@ def test_check_isolates_file_functions_and_runs_live_ones_here(tmp_path):
 
     assert check(live, backends=["numpy"]).ok
     assert calls == [os.getpid()]
+
+
+@pytest.mark.parametrize("fork_server", [True, False])
+def test_a_child_sees_the_current_folder_and_environment(
+    tmp_path, exercise_problem, monkeypatch, fork_server
+):
+    # Forked children come from a server started earlier, elsewhere: they still get gradcheck's
+    # folder and environment of now, as a new process would.
+    monkeypatch.setattr(process, "USE_FORK_SERVER", fork_server)
+    (tmp_path / "where.py").write_text(
+        "import os\n"
+        f"open({str(tmp_path / 'seen')!r}, 'w').write(os.getcwd() + '|' + os.environ['GC_SEEN'])\n"
+        + CORRECT
+    )
+    (tmp_path / "run").mkdir()
+    monkeypatch.chdir(tmp_path / "run")
+    monkeypatch.setenv("GC_SEEN", "yes")
+    report = run_checks(exercise_problem, [UserBackend(f"{tmp_path / 'where.py'}:general")])
+    assert report.ok
+    assert (tmp_path / "seen").read_text() == f"{tmp_path / 'run'}|yes"
