@@ -11,6 +11,7 @@ started with Popen.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import os
@@ -52,6 +53,7 @@ class ForkServer:
         self.changed = threading.Condition()
         self.requests = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
+        atexit.register(self.close)
 
     @classmethod
     def get(cls) -> ForkServer:
@@ -101,6 +103,14 @@ class ForkServer:
             if self.ended:  # its children were not reported: say it was killed
                 return -signal.SIGKILL
             return None
+
+    def close(self) -> None:
+        """End the server as gradcheck ends: it sees the socket close and exits; reap it."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # now, whatever still reads from it
+            self.sock.close()
+        with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+            self.process.wait(timeout=2)
 
     def stop(self) -> None:
         """End the server (its children end with it: they watch their parent)."""
