@@ -104,7 +104,7 @@ def inspect_command(
     if as_json:
         from ..outputs.json_report import to_json_text
 
-        stream.write(to_json_text(inspection.to_dict(), notes_key=None))
+        stream.write(to_json_text(inspection.to_dict()))
     else:
         from ..outputs.inspection import print_inspection
 

@@ -46,8 +46,8 @@ def _clean(value: Any, where: str, found: list[str]) -> Any:
 
 
 def to_json_text(data: dict[str, Any], notes_key: str | None = "notes") -> str:
-    """`data` as indented strict JSON; non-finite numbers become null with a note under
-    `notes_key` (when the object has such a list)."""
+    """`data` as indented strict JSON; non-finite numbers become null, with a note appended to
+    the list `notes_key` (created if need be; None: no note)."""
     found: list[str] = []
     clean = _clean(data, "", found)
     if found and notes_key is not None:
