@@ -269,7 +269,7 @@ CASES: list[Case] = [
             "1",
         ),
         1,
-        "arrays of",
+        "of arrays, more than the input budget of 1 MB",
     ),
     Case(
         "prints through every channel, changes global state",

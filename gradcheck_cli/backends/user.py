@@ -32,7 +32,7 @@ import numpy as np
 from .. import nn
 from ..errors import BackendError, InputError
 from ..problem import Gradients, Problem
-from ..safety.budget import DEFAULT_MAX_BYTES
+from ..safety.budget import DEFAULT_MAX_BYTES, size_text
 from ..safety.process import DEFAULT_TIMEOUT, ChildFailure, ChildProcess, check_timeout
 from ..safety.values import (
     Unusable,
@@ -270,6 +270,11 @@ class UserBackend(Backend):
         try:
             header, out = self._child.request(request, arrays, self.timeout)
         except ChildFailure as exc:
+            if exc.over_budget is not None:
+                raise BackendError(
+                    f"returned {size_text(exc.over_budget)} of arrays, more than the input "
+                    f"budget of {size_text(self.max_bytes)}"
+                ) from None
             raise BackendError(f"{exc}") from None
         kind = header.get("kind")
         if kind == "raised":

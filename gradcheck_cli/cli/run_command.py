@@ -291,8 +291,8 @@ def _check_directions(mode: str, directions: int | None, parameters: int, budget
     """--fd directional keeps a sign per direction and parameter: that must fit the budget."""
     if mode == "directional" and directions is not None and directions > 0:
         check_budget(
-            f"--fd directional with --fd-samples {directions} directions of {parameters} "
-            "parameters",
+            "--fd directional",
+            f"{directions} directions (--fd-samples) of {parameters} parameters take",
             directions * parameters,
             budget,
         )

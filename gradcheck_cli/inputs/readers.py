@@ -136,7 +136,7 @@ def _check_npz_members(path: Path, what: str, max_bytes: int) -> None:
                     f"holds {size_text(max(member.file_size - offset, 0))}: corrupt or truncated"
                 )
             total += nbytes
-        check_budget(f"{what} {path}: its arrays", total, max_bytes)
+        check_budget(f"{what} {path}", "its arrays declare", total, max_bytes)
 
 
 def _npz_member(archive: Any, key: str, path: Path, what: str) -> np.ndarray:
@@ -165,7 +165,7 @@ def read_csv(
     The file's size, and its rows times the header's columns as float64, must fit the budget.
     """
     path, size = regular_file(path, what)
-    check_budget(f"{what} {path}", size, max_bytes)
+    check_budget(f"{what} {path}", "the file is", size, max_bytes)
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             first = handle.readline(_MAX_HEADER_LINE)
@@ -190,7 +190,8 @@ def read_csv(
         )
     rows = max(_count_lines(path) - 1, 0)  # the header is not a row
     check_budget(
-        f"{what} {path}: {rows} rows of {len(names)} columns as float64",
+        f"{what} {path}",
+        f"{rows} rows of {len(names)} columns as float64 come to",
         rows * len(names) * 8,
         max_bytes,
     )
@@ -267,7 +268,7 @@ def read_utils(
     except ChildFailure as exc:
         if exc.over_budget is not None:
             raise over_budget(
-                f"utils file {path}: the arrays it returned", exc.over_budget, max_bytes
+                f"utils file {path}", "the arrays it returned come to", exc.over_budget, max_bytes
             ) from None
         raise InputError(
             f"utils file {path}: {exc} while being run (getdata() and getparams() had not returned)"

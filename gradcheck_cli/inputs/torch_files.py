@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..safety.budget import DEFAULT_MAX_BYTES, check_budget, size_text
+from ..safety.budget import DEFAULT_MAX_BYTES, check_budget
 from .readers import check_file
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
@@ -195,7 +195,7 @@ def scan_file(path: Path, what: str, max_bytes: int) -> Scan:
             with zipfile.ZipFile(path) as archive:
                 members = archive.infolist()
                 total = sum(m.file_size for m in members)
-                check_budget(f"{what} {path}: its archive", total, max_bytes)
+                check_budget(f"{what} {path}", "its archive inflates to", total, max_bytes)
                 pickles = [m for m in members if m.filename.endswith("data.pkl")]
                 if not pickles or pickles[0].file_size > _MAX_PICKLE:
                     return Scan()
@@ -208,7 +208,8 @@ def scan_file(path: Path, what: str, max_bytes: int) -> Scan:
             data = handle.read(_MAX_PICKLE)
         # The legacy format: magic number, protocol version, system info, then the object.
         scan = scan_pickles(data, 4)
-    check_budget(f"{what} {path}: the storages it declares", sum(scan.storages.values()), max_bytes)
+    storages = sum(scan.storages.values())
+    check_budget(f"{what} {path}", "the storages it declares come to", storages, max_bytes)
     _check_tensors(scan.tensors, path, what, max_bytes)
     return scan
 
@@ -222,8 +223,8 @@ def _check_tensors(tensors: list[Any], path: Path, what: str, max_bytes: int) ->
         largest = max(tensors, key=lambda t: t.numel)
         shape = "x".join(str(n) for n in largest.shape) or "a scalar"
         check_budget(
-            f"{what} {path}: its tensors as float64 (the largest {shape}, "
-            f"{size_text(largest.numel * 8)})",
+            f"{what} {path}",
+            f"its tensors as float64 (the largest {shape}) come to",
             total,
             max_bytes,
         )
@@ -237,7 +238,7 @@ def read_state_dict(
     Linear.weight (out, in) becomes W (in, out); layers follow the module indices.
     """
     path = check_file(path, what)
-    check_budget(f"{what} {path}", path.stat().st_size, max_bytes)
+    check_budget(f"{what} {path}", "the file is", path.stat().st_size, max_bytes)
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a dependency, but say so if it is gone

@@ -43,19 +43,20 @@ def size_text(nbytes: float) -> str:
     return f"{int(nbytes)} bytes"
 
 
-def over_budget(what: str, nbytes: float, max_bytes: int) -> InputError:
-    """The one-line error for an input that declares more than the budget."""
+def over_budget(where: str, what: str, nbytes: float, max_bytes: int) -> InputError:
+    """The one-line error for an input that declares more than the budget, e.g.
+    'data file d.npz: its arrays declare 3.7 GB, more than the input budget of 1 GB ...'."""
     return InputError(
-        f"{what} needs {size_text(nbytes)}, more than the input budget of "
+        f"{where}: {what} {size_text(nbytes)}, more than the input budget of "
         f"{size_text(max_bytes)} (raise it with max_input_mb if that is intended)",
         arguments=(BUDGET_ARGUMENT,),
     )
 
 
-def check_budget(what: str, nbytes: float, max_bytes: int) -> None:
-    """InputError when `nbytes` exceeds the budget."""
+def check_budget(where: str, what: str, nbytes: float, max_bytes: int) -> None:
+    """InputError (see `over_budget`) when `nbytes` exceeds the budget."""
     if nbytes > max_bytes:
-        raise over_budget(what, nbytes, max_bytes)
+        raise over_budget(where, what, nbytes, max_bytes)
 
 
 def regular_file(path: str | Path, what: str) -> tuple[Path, int]:
