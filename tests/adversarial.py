@@ -11,6 +11,7 @@ of output that a CI runner would obey except gradcheck's own annotations.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import textwrap
@@ -47,6 +48,23 @@ def _user(source: str, *extra: str, output: tuple[str, ...] = ("--json",)) -> Bu
         return ["run", "-b", "numpy", *output, "--user", f"{tmp / 'mine.py'}:general", *extra]
 
     return build
+
+
+def _two_users(source: str) -> Build:
+    """A misbehaving function first, then a correct one: the second must still pass."""
+
+    def build(tmp: Path) -> list[str]:
+        (tmp / "mine.py").write_text(textwrap.dedent(source))
+        (tmp / "right.py").write_text(CORRECT)
+        users = ["--user", f"{tmp / 'mine.py'}:general", "--user", f"{tmp / 'right.py'}:general"]
+        return ["run", "-b", "numpy", "--json", *users]
+
+    return build
+
+
+def _only_the_first_user_fails(tmp: Path, result: object) -> None:
+    report = json.loads(result.stdout)  # type: ignore[attr-defined]
+    assert [b["ok"] for b in report["backends"]] == [True, False, True], report["backends"]
 
 
 def _utils(source: str, *extra: str) -> Build:
@@ -303,6 +321,30 @@ CASES: list[Case] = [
             output=("--format", "github"),
         ),
         1,
+    ),
+    Case(
+        "kills its parent (the fork server), next to a correct function",
+        _two_users(
+            "import os, signal\n"
+            "def general(X, T, W, B):\n    os.kill(os.getppid(), signal.SIGKILL)\n"
+        ),
+        1,
+        check=_only_the_first_user_fails,
+    ),
+    Case(
+        "leaves a daemon behind",
+        _user(
+            "import os, time\n"
+            "def general(X, T, W, B):\n"
+            "    if os.fork() == 0:\n"
+            "        os.setsid()\n"
+            "        time.sleep(2)\n"
+            "        os.write(1, b'::error::late daemon')\n"
+            "        os._exit(0)\n"
+            "    raise ValueError('done')\n"
+        ),
+        1,
+        "ValueError: done",
     ),
     # --- utils files: whatever they do, it is bad input
     Case(

@@ -205,12 +205,21 @@ def serve_utils(init: dict[str, Any], reply: Callable[..., None]) -> None:
     reply(header, arrays)
 
 
-def _watch_parent(parent: int) -> None:
-    """Exit when the parent is gone (killed): a hung user function must not outlive it."""
-    while True:
+def _watch_gradcheck(requests: int) -> None:
+    """Exit when gradcheck is gone (killed): a hung user function must not outlive it. Its end
+    of the request pipe closes then (poll says POLLHUP); elsewhere, watch the parent's pid."""
+    import select
+
+    if hasattr(select, "poll"):
+        watch = select.poll()
+        watch.register(requests, 0)  # no events asked: only hang-up and errors are reported
+        while not watch.poll():
+            pass
+        os._exit(70)
+    parent = os.getppid()
+    while os.getppid() == parent:
         time.sleep(0.5)
-        if os.getppid() != parent:
-            os._exit(70)
+    os._exit(70)
 
 
 def main() -> None:
@@ -224,7 +233,7 @@ def main() -> None:
     for stream in (sys.stdout, sys.stderr):
         if stream is not None and hasattr(stream, "reconfigure"):
             stream.reconfigure(encoding="utf-8", errors="backslashreplace", line_buffering=True)
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    threading.Thread(target=_watch_gradcheck, args=(requests.fileno(),), daemon=True).start()
     lock = threading.Lock()
 
     def reply(header: dict[str, Any], arrays: Arrays | None = None) -> None:

@@ -112,13 +112,15 @@ def _start(capture: int) -> tuple[Process, IO[bytes], IO[bytes]]:
         else:
             os.close(request_r)
             os.close(reply_w)
-            return child, open(request_w, "wb"), open(reply_r, "rb")
+            # Unbuffered: closing them never waits for a thread blocked on them.
+            return child, open(request_w, "wb", 0), open(reply_r, "rb", 0)
     process = subprocess.Popen(
         [sys.executable, CHILD_SCRIPT],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=capture,
         start_new_session=hasattr(os, "killpg"),
+        bufsize=0,
     )
     assert process.stdin is not None and process.stdout is not None
     return process, process.stdin, process.stdout

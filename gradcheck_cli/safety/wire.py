@@ -45,10 +45,20 @@ def write_message(stream: IO[bytes], header: dict[str, Any], arrays: Arrays | No
         specs.append([name, array.dtype.str, list(array.shape)])
         contiguous.append(array)
     text = json.dumps({**header, "arrays": specs}).encode()
-    stream.write(_HEADER.pack(len(text)) + text)
+    _write_all(stream, _HEADER.pack(len(text)) + text)
     for array in contiguous:
-        stream.write(array.reshape(-1).view(np.uint8).data)
+        _write_all(stream, array.reshape(-1).view(np.uint8).data)
     stream.flush()
+
+
+def _write_all(stream: IO[bytes], data: bytes | memoryview) -> None:
+    """Write every byte (an unbuffered stream may take part of them per call)."""
+    view = memoryview(data).cast("B")
+    while view:
+        written = stream.write(view)
+        if not written:
+            raise BrokenPipeError("the other side does not read")
+        view = view[written:]
 
 
 def _read_exactly(stream: IO[bytes], size: int) -> bytearray:
