@@ -142,6 +142,7 @@ class _Scanner(pickle.Unpickler):
         self.scan = scan
 
     def find_class(self, module: str, name: str) -> Any:
+        """An inert stand-in for every global, recorded by name."""
         full = f"{module}.{name}"
         self.scan.globals.append(full)
         if full in _STUBS:
@@ -152,6 +153,7 @@ class _Scanner(pickle.Unpickler):
         return _Opaque
 
     def persistent_load(self, pid: Any) -> Any:
+        """A storage reference: its declared size, recorded."""
         if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage":
             kind, key, numel = pid[1], str(pid[2]), int(pid[4])
             itemsize = kind.itemsize if isinstance(kind, _StorageType) else 8

@@ -237,6 +237,7 @@ def main() -> None:
     lock = threading.Lock()
 
     def reply(header: dict[str, Any], arrays: Arrays | None = None) -> None:
+        """Send one message to gradcheck (a user's thread may be printing meanwhile)."""
         with lock:
             wire.write_message(replies, header, arrays)
 

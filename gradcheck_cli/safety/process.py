@@ -1,11 +1,13 @@
 """The parent's side of the child process that runs a user's code (see `child.py`).
 
-The user's code runs in a fresh Python process, so nothing it does reaches gradcheck's own
-process: not an exit (os._exit, any code), a crash or signal, a hang (a timeout stops it), a
-change of global state (torch.set_grad_enabled(False) at import), nor a print to stdout (its
-stdout and stderr, and its subprocesses', go to a capture file that is shown on stderr after
-each exchange, so `--json` stdout stays one JSON document). It is isolation, not a security
-sandbox: the code runs with the user's own rights, as it would with `python file.py`.
+The user's code runs in a process of its own (forked by the fork server, `forkserver.py`,
+from a Python that never ran user code; or a new Python), so nothing it does reaches
+gradcheck's own process: not an exit (os._exit, any code), a crash or signal, a hang (a
+timeout stops it), a change of global state (torch.set_grad_enabled(False) at import), nor a
+print to stdout (its stdout and stderr, and its subprocesses', go to a capture file that is
+shown on stderr after each exchange, so `--json` stdout stays one JSON document). It is
+isolation, not a security sandbox: the code runs with the user's own rights, as it would with
+`python file.py`.
 """
 
 from __future__ import annotations
