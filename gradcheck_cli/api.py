@@ -53,22 +53,32 @@ def _problem(
 def _user_backends(
     functions: Sequence[UserFunction], timeout: float, max_bytes: int
 ) -> list[UserBackend]:
-    """Backends for the user's functions (objects or "FILE:FUNC"), with unique row names."""
+    """Backends for the user's functions (objects or "FILE:FUNC"), with unique row names.
+
+    The files' processes all start before any is waited for, so they import side by side.
+    """
     backends: list[UserBackend] = []
     seen: set[str] = set()
-    for fn in functions:
-        if isinstance(fn, str):
-            backend = UserBackend(fn, timeout=timeout, max_bytes=max_bytes)
-        elif callable(fn):
-            backend = UserBackend.from_function(fn)
-        else:
-            raise InputError(f"expected a function or 'FILE:FUNC', got {type(fn).__name__}")
-        base, n = backend.name, 2
-        while backend.name in seen:  # two functions of the same name stay two rows
-            backend.name = f"{base}#{n}"
-            n += 1
-        seen.add(backend.name)
-        backends.append(backend)
+    try:
+        for fn in functions:
+            if isinstance(fn, str):
+                backend = UserBackend(fn, timeout=timeout, max_bytes=max_bytes, wait=False)
+            elif callable(fn):
+                backend = UserBackend.from_function(fn)
+            else:
+                raise InputError(f"expected a function or 'FILE:FUNC', got {type(fn).__name__}")
+            base, n = backend.name, 2
+            while backend.name in seen:  # two functions of the same name stay two rows
+                backend.name = f"{base}#{n}"
+                n += 1
+            seen.add(backend.name)
+            backends.append(backend)
+        for backend in backends:
+            backend.wait_ready()
+    except BaseException:
+        for backend in backends:
+            backend.close()
+        raise
     return backends
 
 
