@@ -39,7 +39,8 @@ def write_message(stream: IO[bytes], header: dict[str, Any], arrays: Arrays | No
     specs = []
     contiguous = []
     for name, array in arrays.items():
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array)
+        array = array if array.flags.c_contiguous else array.copy(order="C")  # 0-d stays 0-d
         if array.dtype.kind not in NUMERIC_KINDS:
             raise ProtocolError(f"{name} has dtype {array.dtype}, which is not sent")
         specs.append([name, array.dtype.str, list(array.shape)])
