@@ -14,6 +14,8 @@ from .inputs import load_problem, make_problem
 from .nn import DEFAULT_NEGATIVE_SLOPE
 from .outputs.notebook import NotebookReport
 from .problem import Problem
+from .safety.budget import DEFAULT_MAX_INPUT_MB, budget_bytes
+from .safety.process import DEFAULT_TIMEOUT, check_timeout
 from .verdict import CheckOptions, Report, run_checks
 
 UserFunction = Callable[..., Any] | str
@@ -24,12 +26,16 @@ def _problem(
     params: Any,
     utils: str | Path | None,
     options: dict[str, Any],
+    timeout: float,
+    max_input_mb: float,
 ) -> Problem:
     """A Problem from paths (as on the command line) or from arrays: data=(X, T), params=(W, B)."""
     data_is_arrays = isinstance(data, (tuple, list))
     params_is_arrays = isinstance(params, (tuple, list))
     if not data_is_arrays and not params_is_arrays:
-        return load_problem(data, params, utils=utils, **options)
+        return load_problem(
+            data, params, utils=utils, timeout=timeout, max_input_mb=max_input_mb, **options
+        )
     if not (data_is_arrays and params_is_arrays):
         raise InputError(
             "give data=(X, T) and params=(W, B) both as arrays, or both as file paths",
@@ -44,23 +50,35 @@ def _problem(
     return make_problem(X, T, list(W), list(B), **options)
 
 
-def _user_backends(functions: Sequence[UserFunction]) -> list[Backend]:
-    """Backends for the user's functions (objects or "FILE:FUNC"), with unique row names."""
-    backends: list[Backend] = []
+def _user_backends(
+    functions: Sequence[UserFunction], timeout: float, max_bytes: int
+) -> list[UserBackend]:
+    """Backends for the user's functions (objects or "FILE:FUNC"), with unique row names.
+
+    The files' processes all start before any is waited for, so they import side by side.
+    """
+    backends: list[UserBackend] = []
     seen: set[str] = set()
-    for fn in functions:
-        if isinstance(fn, str):
-            backend = UserBackend(fn)
-        elif callable(fn):
-            backend = UserBackend.from_function(fn)
-        else:
-            raise InputError(f"expected a function or 'FILE:FUNC', got {type(fn).__name__}")
-        base, n = backend.name, 2
-        while backend.name in seen:  # two functions of the same name stay two rows
-            backend.name = f"{base}#{n}"
-            n += 1
-        seen.add(backend.name)
-        backends.append(backend)
+    try:
+        for fn in functions:
+            if isinstance(fn, str):
+                backend = UserBackend(fn, timeout=timeout, max_bytes=max_bytes, wait=False)
+            elif callable(fn):
+                backend = UserBackend.from_function(fn)
+            else:
+                raise InputError(f"expected a function or 'FILE:FUNC', got {type(fn).__name__}")
+            base, n = backend.name, 2
+            while backend.name in seen:  # two functions of the same name stay two rows
+                backend.name = f"{base}#{n}"
+                n += 1
+            seen.add(backend.name)
+            backends.append(backend)
+        for backend in backends:
+            backend.wait_ready()
+    except BaseException:
+        for backend in backends:
+            backend.close()
+        raise
     return backends
 
 
@@ -79,6 +97,8 @@ def check(
     rtol: float | None = None,
     atol: float | None = None,
     reference: str = "auto",
+    timeout: float = DEFAULT_TIMEOUT,
+    max_input_mb: float = DEFAULT_MAX_INPUT_MB,
 ) -> Report:
     """Check your gradient functions against the built-in backends and finite differences.
 
@@ -90,18 +110,34 @@ def check(
     built-ins' float64 consensus, validated by finite differences), "fd", or "auto" (backends
     when two built-ins run). Returns the Report: `.ok`, `.to_dict()`, and a rich rendering
     in Jupyter.
+
+    A "FILE:FUNC" function and a `utils` file run in a separate process that may take
+    `timeout` seconds per step (importing, one call): an exit, crash or hang there is that
+    function's failure (for `utils`, an InputError). A function object runs in this process,
+    as it is: it may be a closure that another process could not import. Each input file may
+    declare at most `max_input_mb` MB of arrays.
     """
     options: dict[str, Any] = dict(
         activation=activation, loss=loss, dtype=dtype, negative_slope=negative_slope
     )
+    budget = budget_bytes(max_input_mb)
+    try:
+        check_timeout(timeout)
+    except ValueError as exc:
+        raise InputError(str(exc), arguments=("timeout",)) from None
     if problem is None:
-        problem = _problem(data, params, utils, options)
+        problem = _problem(data, params, utils, options, timeout, max_input_mb)
     elif data is not None or params is not None or utils is not None:
         raise InputError("give either problem= or data/params/utils, not both")
     if isinstance(backends, str):  # backends="numpy" would otherwise be read letter by letter
         backends = [backends]
     names = list(backends) if backends is not None else backend_names()
-    chosen = [create_backend(n) for n in names] + _user_backends(functions)
+    users = _user_backends(functions, timeout, budget)
     settings = CheckOptions(rtol=rtol, atol=atol, fd_mode=fd, reference=reference)
-    report = run_checks(problem, chosen, settings)
+    try:
+        chosen: list[Backend] = [create_backend(n) for n in names]
+        report = run_checks(problem, chosen + list(users), settings)
+    finally:
+        for user in users:
+            user.close()
     return NotebookReport.of(report)

@@ -6,18 +6,23 @@ Two call forms, told apart by the function's parameters:
   activations of the forward pass, ``Y`` the output; returns ``DW`` or ``(DW, DB)``;
 - the general form ``f(X, T, W, B)``: returns ``(DW, DB)`` or ``(loss, DW, DB)``.
 
-The function gets fresh copies of every array in the problem's dtype, so a function that
-mutates its inputs cannot corrupt the other backends.
+A function named by FILE:FUNC runs in a child process (`gradcheck_cli.safety`): whatever it
+does there (exit, crash, hang past the timeout, change torch's global state, print) is its own
+failure and never reaches gradcheck's process or stdout. It gets the problem's arrays in the
+problem's dtype, as copies, so mutating them cannot corrupt the other backends.
+
+A live function object (`check(f)` from Python) runs in the caller's own process: it may be a
+closure or a notebook cell's function that another process cannot import. Give "FILE:FUNC"
+to isolate it.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
+import ast
+import os
+import stat
 import sys
-import traceback as tb
-import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +31,17 @@ from typing import Any
 import numpy as np
 
 from .. import nn
-from ..errors import BackendError, InputError
+from ..errors import BackendError, InputError, did_you_mean
 from ..problem import Gradients, Problem
+from ..safety.budget import DEFAULT_MAX_BYTES, size_text
+from ..safety.process import DEFAULT_TIMEOUT, ChildFailure, ChildProcess, check_timeout
+from ..safety.values import (
+    Unusable,
+    exception_line,
+    gradients_of,
+    signature_of,
+    user_frames_only,
+)
 from .base import Backend
 
 # How messages name a FILE:FUNC given by the user (the CLI says --user).
@@ -72,173 +86,131 @@ def parse_user_spec(spec: str) -> UserSpec:
     return UserSpec(Path(path), function)
 
 
-def _user_frames_only(exc: BaseException, user_file: Path) -> str:
-    """The traceback of `exc` from the first frame in the user's file on (tool frames dropped)."""
-    frames = tb.extract_tb(exc.__traceback__)
-    target = str(user_file.resolve())
-    start = next(
-        (i for i, f in enumerate(frames) if str(Path(f.filename).resolve()) == target), None
-    )
-    kept = tb.StackSummary.from_list(frames[start:] if start is not None else [])
-    lines = ["Traceback (most recent call last):\n", *kept.format()]
-    lines.extend(tb.format_exception_only(type(exc), exc))
-    return "".join(lines)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-def _load_module(path: Path) -> tuple[types.ModuleType | None, BaseException | None]:
-    """Import the file; an exception while importing is returned, to be reported as a finding."""
-    name = f"_gradcheck_user_{abs(hash(str(path.resolve())))}_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise InputError(
-            f"user function {path}: cannot be imported as a Python file",
-            arguments=(USER_ARGUMENT,),
-        )
-    module = importlib.util.module_from_spec(spec)
-    # The user's file may import its neighbours (e.g. the course's utils.py), as when run there.
-    folder = str(path.resolve().parent)
-    sys.path.insert(0, folder)
-    sys.modules[name] = module
-    try:
-        with redirect_stdout(sys.stderr):  # stdout belongs to the report (--json must parse)
-            spec.loader.exec_module(module)
-    except (Exception, SystemExit) as exc:  # the user's code raising is a finding, not a crash
-        sys.modules.pop(name, None)
-        return None, exc
-    finally:
-        if folder in sys.path:
-            sys.path.remove(folder)
-    return module, None
+def _form_of(parameters: list[list[Any]] | None, label: str) -> str:
+    """EXERCISE_FORM or GENERAL_FORM from [name, has_default, positional] triples."""
+    if parameters is None:
+        raise InputError(f"{label}: cannot read its signature; expected {_EXPECTED_FORMS}")
+    positional = [(str(name), bool(default)) for name, default, pos in parameters if pos]
+    names = tuple(name.lower() for name, _ in positional)
+    if names in _FORM_NAMES:
+        return _FORM_NAMES[names]
+    # Otherwise by count: the exercise form has five arguments, the general form four.
+    required = [name for name, default in positional if not default]
+    for count in (len(required), len(positional)):
+        if count in _FORM_BY_COUNT:
+            return _FORM_BY_COUNT[count]
+    shown = ", ".join(str(p[0]) for p in parameters)
+    raise InputError(f"{label} takes ({shown}); expected {_EXPECTED_FORMS}")
 
 
 def call_form(fn: Callable[..., Any], label: str) -> str:
     """EXERCISE_FORM or GENERAL_FORM from the function's parameters; InputError if neither."""
+    return _form_of(signature_of(fn), label)
+
+
+def check_code_file(path: Path, what: str, argument: str) -> None:
+    """A user's code file must exist and be a regular file (a FIFO would hang the import)."""
     try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError):
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError(f"{what} {path}: no such file", arguments=(argument,)) from None
+    except OSError as exc:
         raise InputError(
-            f"{label}: cannot read its signature; expected {_EXPECTED_FORMS}"
+            f"{what} {path}: cannot be read ({exc.strerror or exc})", arguments=(argument,)
         ) from None
-    positional = [
-        p
-        for p in signature.parameters.values()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
-    required = [p for p in positional if p.default is p.empty]
-    names = tuple(p.name.lower() for p in positional)
-    if names in _FORM_NAMES:
-        return _FORM_NAMES[names]
-    # Otherwise by count: the exercise form has five arguments, the general form four.
-    for count in (len(required), len(positional)):
-        if count in _FORM_BY_COUNT:
-            return _FORM_BY_COUNT[count]
-    shown = ", ".join(p.name for p in signature.parameters.values())
-    raise InputError(f"{label} takes ({shown}); expected {_EXPECTED_FORMS}")
-
-
-def _as_array(value: Any, what: str) -> np.ndarray:
-    """A user's returned value as a numeric array, or a BackendError naming it."""
-    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor: take its values
-        value = value.detach().cpu().numpy()
-    try:
-        array = np.asarray(value)
-    except Exception as exc:  # e.g. a ragged nested list
-        raise BackendError(f"{what} is not an array of numbers ({_one_line(exc)})") from None
-    if array.dtype.kind not in "biuf":
-        got = type(value).__name__ if array.dtype.kind == "O" else f"dtype {array.dtype}"
-        raise BackendError(f"{what} is not numeric (got {got})")
-    return array
-
-
-def _array_list(value: Any, label: str, expected: int) -> tuple[np.ndarray, ...]:
-    """DW or DB as a tuple of arrays; lists and tuples of arrays are accepted."""
-    if isinstance(value, np.ndarray) or not isinstance(value, Sequence):
-        raise BackendError(
-            f"{label} is a {type(value).__name__}; expected a list of {expected} arrays "
-            f"({label}[i] for layer i)"
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{what} {path}: not a file", arguments=(argument,))
+    if not stat.S_ISREG(mode):
+        raise InputError(
+            f"{what} {path}: not a regular file (a device, FIFO or socket)", arguments=(argument,)
         )
-    if len(value) != expected:
-        raise BackendError(f"returned {len(value)} arrays for {label}; expected {expected}")
-    return tuple(_as_array(v, f"{label}[{i}]") for i, v in enumerate(value))
-
-
-def _is_array_list(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and not isinstance(value, np.ndarray)
-
-
-def split_result(result: Any, form: str, depth: int) -> tuple[Any, Any, Any]:
-    """(loss, DW, DB) from what the function returned; loss and DB may be None."""
-    if not isinstance(result, (list, tuple)):
-        raise BackendError(f"returned a {type(result).__name__} value; expected {_returns(form)}")
-    if form == EXERCISE_FORM:
-        # (DW, DB) is a pair of lists; DW alone is a list of arrays (even when depth is 2).
-        if len(result) == 2 and all(_is_array_list(r) for r in result):
-            return None, result[0], result[1]
-        if len(result) != depth and any(_is_array_list(r) for r in result):
-            # e.g. (DW, DB, loss): not DW alone, so "returned 3 arrays for DW" would mislead.
-            raise BackendError(f"returned {len(result)} values; expected {_returns(form)}")
-        return None, result, None
-    if len(result) == 2:
-        return None, result[0], result[1]
-    if len(result) == 3:
-        return result[0], result[1], result[2]
-    raise BackendError(f"returned {len(result)} values; expected {_returns(form)}")
-
-
-def _returns(form: str) -> str:
-    return "DW or (DW, DB)" if form == EXERCISE_FORM else "(DW, DB) or (loss, DW, DB)"
-
-
-def _loss_value(value: Any) -> float:
-    array = _as_array(value, "the returned loss")
-    if array.size != 1:
-        raise BackendError(f"the returned loss has shape {array.shape}; expected a scalar")
-    loss = float(array.reshape(-1)[0])
-    if not np.isfinite(loss):
-        raise BackendError(f"the returned loss is {loss}; expected finite")
-    return loss
 
 
 class UserBackend(Backend):
-    """A function from the user's file, called with copies of the problem's arrays."""
+    """A function from the user's file, run in a child process on copies of the problem's arrays.
+
+    The child is started at construction and imports the file at once, so a missing function
+    is an InputError here; a file that raises while being imported is the backend's failure.
+    """
 
     kind = "user"
 
-    def __init__(self, spec: str | UserSpec, **_options: Any) -> None:
+    def __init__(
+        self,
+        spec: str | UserSpec,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        wait: bool = True,
+        **_options: Any,
+    ) -> None:
         self.spec = parse_user_spec(spec) if isinstance(spec, str) else spec
-        path = self.spec.path
-        if not path.exists():
-            raise InputError(f"user function {path}: no such file", arguments=(USER_ARGUMENT,))
-        if not path.is_file():
-            raise InputError(f"user function {path}: not a file", arguments=(USER_ARGUMENT,))
+        try:
+            self.timeout = check_timeout(timeout)
+        except ValueError as exc:
+            raise InputError(str(exc), arguments=("timeout",)) from None
+        self.max_bytes = max_bytes
+        check_code_file(self.spec.path, "user function", USER_ARGUMENT)
         self.name = self.spec.label
-        self.description = f"your function {self.spec.function} in {path}"
-        module, self.import_error = _load_module(path)
+        self.description = f"your function {self.spec.function} in {self.spec.path}"
+        self.import_error: tuple[str, str | None] | None = None
         self.form = EXERCISE_FORM
-        self.function: Callable[..., Any] | None = None
-        if module is not None:
-            fn = getattr(module, self.spec.function, None)
-            if fn is None:
-                raise InputError(
-                    f"user function {path}: no function {self.spec.function!r} in that file",
-                    arguments=(USER_ARGUMENT,),
-                )
-            if not callable(fn):
-                raise InputError(
-                    f"user function {self.name}: {self.spec.function!r} is not a function",
-                    arguments=(USER_ARGUMENT,),
-                )
-            self.function = fn
-            self.form = call_form(fn, self.name)
+        self.function: Callable[..., Any] | None = None  # set for a live function only
+        self._child: ChildProcess | None = None
+        self._ready = False
+        self._start()
+        if wait:
+            self.wait_ready()
+
+    def _start(self) -> None:
+        init = {"task": "function", "path": str(self.spec.path), "function": self.spec.function}
+        try:
+            self._child = ChildProcess(init, label=self.name, max_bytes=self.max_bytes)
+        except ChildFailure as exc:
+            self.import_error = (f"{exc}", None)
+        self._ready = False
+
+    def wait_ready(self) -> None:
+        """Wait until the child has imported the file: InputError for a missing function or an
+        unusable signature; an import that raised, exited or hung is kept as the failure."""
+        child = self._child
+        if child is None or self._ready:
+            return
+        self._ready = True
+        try:
+            header, _ = child.receive(self.timeout)
+        except ChildFailure as exc:
+            self.import_error = (f"importing {self.spec.path.name}: {exc}", None)
+            self._close()
+            return
+        kind = header.get("kind")
+        path, function = self.spec.path, self.spec.function
+        if kind == "import_error":
+            self.import_error = (str(header["message"]), header.get("traceback"))
+            self._close()
+        elif kind == "no_function":
+            self._close()
+            raise InputError(
+                f"user function {path}: no function {function!r} in that file"
+                f"{function_suggestion(path, function)}",
+                arguments=(USER_ARGUMENT,),
+            )
+        elif kind == "not_callable":
+            self._close()
+            raise InputError(
+                f"user function {self.name}: {function!r} is not a function",
+                arguments=(USER_ARGUMENT,),
+            )
+        else:
+            try:
+                self.form = _form_of(header.get("parameters"), self.name)
+            except InputError:
+                self._close()
+                raise
 
     @classmethod
     def from_function(cls, fn: Callable[..., Any], name: str | None = None) -> UserBackend:
-        """Wrap a function object directly (the Python API), without a file."""
+        """Wrap a live function object (the Python API): it runs in this process."""
         backend = cls.__new__(cls)
         label = name or str(getattr(fn, "__name__", "user function"))
         code = getattr(fn, "__code__", None)
@@ -249,6 +221,10 @@ class UserBackend(Backend):
         backend.import_error = None
         backend.function = fn
         backend.form = call_form(fn, label)
+        backend._child = None
+        backend._ready = True
+        backend.timeout = DEFAULT_TIMEOUT
+        backend.max_bytes = DEFAULT_MAX_BYTES
         return backend
 
     def arguments(self, problem: Problem) -> tuple[Any, ...]:
@@ -266,23 +242,110 @@ class UserBackend(Backend):
 
     def gradients(self, problem: Problem) -> Gradients:
         """Call the user's function; its result as Gradients, or BackendError if unusable."""
+        if self.function is not None:
+            return self._call_here(problem)
+        if self._child is None and self.import_error is None:
+            self._start()  # called again after a finished call: a fresh process
+        self.wait_ready()
         if self.import_error is not None:
-            exc = self.import_error
-            raise BackendError(
-                f"importing {self.spec.path.name} raised {_one_line(exc)}",
-                _user_frames_only(exc, self.spec.path),
-            )
+            message, trace = self.import_error
+            raise BackendError(message, trace)
+        try:
+            return self._call_child(problem)
+        finally:
+            self._close()
+
+    def _call_child(self, problem: Problem) -> Gradients:
+        assert self._child is not None
+        args = self.arguments(problem)
+        arrays: dict[str, np.ndarray] = {}
+        layout: list[Any] = []
+        names = ("X", "T", "W", "B") if self.form == GENERAL_FORM else ("W", "B", "A", "Y", "T")
+        for name, value in zip(names, args):
+            if isinstance(value, list):
+                layout.append([f"{name}{i}" for i in range(len(value))])
+                arrays.update({f"{name}{i}": v for i, v in enumerate(value)})
+            else:
+                layout.append(name)
+                arrays[name] = value
+        request = {"kind": "call", "form": self.form, "depth": problem.depth, "args": layout}
+        try:
+            header, out = self._child.request(request, arrays, self.timeout)
+        except ChildFailure as exc:
+            if exc.over_budget is not None:
+                raise BackendError(
+                    f"returned {size_text(exc.over_budget)} of arrays, more than the input "
+                    f"budget of {size_text(self.max_bytes)}"
+                ) from None
+            raise BackendError(f"{exc}") from None
+        kind = header.get("kind")
+        if kind == "raised":
+            raise BackendError(str(header["message"]), header.get("traceback"))
+        if kind == "invalid":
+            raise BackendError(str(header["message"]))
+        depth = problem.depth
+        loss = header.get("loss")
+        return Gradients(
+            loss=float(loss) if loss is not None else None,
+            dW=tuple(out[f"DW{i}"] for i in range(depth)),
+            dB=tuple(out[f"DB{i}"] for i in range(depth)) if header.get("has_db") else None,
+        )
+
+    def _call_here(self, problem: Problem) -> Gradients:
+        """The live function, called in this process (stdout still kept for the report)."""
         assert self.function is not None
         try:
             with redirect_stdout(sys.stderr):  # stdout belongs to the report (--json must parse)
                 result = self.function(*self.arguments(problem))
-        except (Exception, SystemExit) as exc:  # the user's code raising is its failure
-            raise BackendError(_one_line(exc), _user_frames_only(exc, self.spec.path)) from None
-        loss, dw, db = split_result(result, self.form, problem.depth)
-        DW = _array_list(dw, "DW", problem.depth)
-        DB = _array_list(db, "DB", problem.depth) if db is not None else None
-        return Gradients(
-            loss=_loss_value(loss) if loss is not None else None,
-            dW=DW,
-            dB=DB,
-        )
+            loss, DW, DB = gradients_of(result, self.form, problem.depth)
+        except Unusable as exc:
+            raise BackendError(str(exc)) from None
+        except KeyboardInterrupt:
+            raise  # Ctrl-C in a notebook stops the check
+        except BaseException as exc:  # the user's code raising is its failure
+            trace = user_frames_only(exc, self.spec.path)
+            raise BackendError(exception_line(exc), trace) from None
+        return Gradients(loss=loss, dW=DW, dB=DB)
+
+    def _close(self) -> None:
+        if self._child is not None:
+            self._child.close()
+            self._child = None
+
+    def close(self) -> None:
+        """Stop the child process, if one is running."""
+        self._close()
+
+
+def function_suggestion(path: Path, function: str) -> str:
+    """' (did you mean f?)' when the file defines no `function` but one of a similar name.
+
+    The file is parsed, not run: its top-level definitions are the candidates.
+    """
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return ""
+    functions: list[str] = []
+    defined: set[str] = set()  # other top-level names (assigned or imported)
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            functions.append(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.Import, ast.ImportFrom)):
+            defined.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name))
+            defined.update(a.asname or a.name for a in ast.walk(node) if isinstance(a, ast.alias))
+    if function in functions or function in defined:
+        return ""  # it is there: the error was about something else
+    return did_you_mean(function, functions)
+
+
+def definition(path: Path, function: str) -> int | None:
+    """The line of `function`'s def at the top level of the file (parsed, not run), or None."""
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == function:
+            return node.lineno
+    return None

@@ -13,7 +13,9 @@ from __future__ import annotations
 import difflib
 import enum
 import inspect
+import os
 import re
+import stat
 import sys
 import types
 import typing
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, did_you_mean
+from ..safety.budget import MAX_CONFIG_BYTES, size_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -91,6 +94,7 @@ def read_table(path: Path) -> dict[str, Any] | None:
     the keys at its top level.
     """
     try:
+        _check_config_file(path)
         with path.open("rb") as f:
             document = tomllib.load(f)
     except FileNotFoundError:
@@ -101,6 +105,10 @@ def read_table(path: Path) -> dict[str, Any] | None:
         raise InputError(f"{path}: cannot read config: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a TOML file (not UTF-8 text)") from None
+    except RecursionError:
+        raise InputError(f"{path}: invalid TOML: nested too deeply") from None
     table: Any = document
     for key in TABLE:
         table = table.get(key) if isinstance(table, dict) else None
@@ -118,6 +126,21 @@ def read_table(path: Path) -> dict[str, Any] | None:
     if not isinstance(table, dict):
         raise InputError(f"{path}: [tool.gradcheck] must be a table")
     return table
+
+
+def _check_config_file(path: Path) -> None:
+    """A config is a small regular file: /dev/zero or a FIFO would never end, a huge file
+    would fill memory."""
+    info = os.stat(path)  # FileNotFoundError: said by the caller
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"{path}: is not a regular file (a device, FIFO or socket)")
+    if info.st_size > MAX_CONFIG_BYTES:
+        raise InputError(
+            f"{path}: is {size_text(info.st_size)}; a configuration file is at most "
+            f"{size_text(MAX_CONFIG_BYTES)}"
+        )
 
 
 def _unwrap(annotation: Any) -> tuple[type, bool]:
@@ -258,8 +281,30 @@ def resolve_config(
                 f"{path}: {key} must be {exc}{' (or a list of them)' if spec.multiple else ''}, "
                 f"got {value!r}"
             ) from None
+        for item in items:
+            _check_inside_project(item, spec, key, path)
         values[spec.name] = converted if spec.multiple else converted[0]
     return values
+
+
+def _check_inside_project(value: Any, spec: OptionSpec, key: str, config: Path) -> None:
+    """A path from a config file must stay in the config's own folder tree (after symbolic
+    links): a repository's config must not run code or write files outside the repository."""
+    match = _FILE_FUNC.match(value) if isinstance(value, str) else None
+    if issubclass(spec.type, Path) and isinstance(value, str):
+        named = value
+    elif spec.type is str and match is not None:
+        named = match["file"]
+    else:
+        return
+    project = config.parent.resolve()
+    target = (project / Path(named).expanduser()).resolve()
+    if target != project and project not in target.parents:
+        raise InputError(
+            f"{config}: {key} = {value!r} points outside the project folder {project}; a "
+            "configuration file may only name files in its own folder tree (give such a path "
+            "on the command line instead)"
+        )
 
 
 def load_config(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +11,8 @@ import typer
 from rich.markup import escape
 
 from ..nn import DEFAULT_NEGATIVE_SLOPE
+from ..safety.budget import DEFAULT_MAX_INPUT_MB
+from ..safety.process import DEFAULT_TIMEOUT
 from .application import DebugOption, exit_codes, stderr, stdout
 from .options import (
     Activation,
@@ -20,15 +22,28 @@ from .options import (
     DTypeOption,
     Loss,
     LossOption,
+    MaxInputOption,
     NegativeSlopeOption,
     ParamsOption,
+    TimeoutOption,
     UtilsOption,
     load,
 )
 from .run_command import run
+from .streams import ReportStream, defused_stderr, numeric_warnings_summarised
 
 # The options of `run` that `inspect` shares: a project's config describes one problem.
-_INSPECT_CONFIG_KEYS = ("data", "params", "utils", "activation", "negative_slope", "loss", "dtype")
+_INSPECT_CONFIG_KEYS = (
+    "data",
+    "params",
+    "utils",
+    "activation",
+    "negative_slope",
+    "loss",
+    "dtype",
+    "timeout",
+    "max_input_mb",
+)
 
 
 def _apply_config_to_inspect(ctx: typer.Context, value: Path | None) -> Path | None:
@@ -53,6 +68,8 @@ def inspect_command(
     negative_slope: NegativeSlopeOption = DEFAULT_NEGATIVE_SLOPE,
     loss: LossOption = Loss("mse"),
     dtype: DTypeOption = DType("float64"),
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    max_input_mb: MaxInputOption = DEFAULT_MAX_INPUT_MB,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the description as JSON on stdout, nothing else.")
     ] = False,
@@ -70,12 +87,37 @@ def inspect_command(
     """Show the loaded problem (architecture, shapes, statistics) without computing gradients."""
     from ..inputs.inspection import inspect_problem
 
-    with exit_codes():
-        problem = load(data, params, utils, activation, loss, dtype, negative_slope)
-        inspection = inspect_problem(problem)
+    with defused_stderr(), exit_codes():
+        problem = load(
+            data,
+            params,
+            utils,
+            activation,
+            loss,
+            dtype,
+            negative_slope,
+            timeout=timeout,
+            max_input_mb=max_input_mb,
+        )
+        with numeric_warnings_summarised():
+            inspection = inspect_problem(problem)
+    stream = ReportStream(sys.stdout)
     if as_json:
-        sys.stdout.write(json.dumps(inspection.to_dict(), indent=2) + "\n")
+        from ..outputs.json_report import to_json_text
+
+        stream.write(to_json_text(inspection.to_dict()))
     else:
         from ..outputs.inspection import print_inspection
 
-        print_inspection(inspection, stdout)
+        stdout.file = stream  # type: ignore[assignment]
+        try:
+            print_inspection(inspection, stdout)
+        finally:
+            stdout.file = None  # type: ignore[assignment]
+    stream.finish()
+    if stream.broken_pipe:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    failure = stream.failure()
+    if failure is not None:
+        stderr.print(f"[bold red]error:[/] {escape(failure)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import warnings
 from collections.abc import Iterable
 from enum import Enum
@@ -11,15 +10,16 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import typer
 
-from ..errors import InputError, did_you_mean
+from ..errors import InputError
 from ..fd import FD_MODES
 from ..nn import ACTIVATIONS, LOSSES
 from ..problem import DTYPES
+from ..safety.budget import DEFAULT_MAX_INPUT_MB
+from ..safety.process import DEFAULT_TIMEOUT
 from ..verdict.policy import REFERENCES
 from .application import State, warn
 
 if TYPE_CHECKING:
-    from ..backends.user import UserBackend
     from ..problem import Problem
 
 
@@ -68,6 +68,20 @@ UtilsOption = Annotated[
         "exercise. This RUNS the file's code: use only files you trust. Not with --data/--params."
     ),
 ]
+TimeoutOption = Annotated[
+    float,
+    typer.Option(
+        help="Seconds your code (a --user function, a --utils file) may take for one step "
+        "(importing it, one call) before it is stopped; it runs in a separate process.",
+    ),
+]
+MaxInputOption = Annotated[
+    float,
+    typer.Option(
+        help="Budget of an input file's arrays, in MB: sizes a file declares are checked "
+        "before anything is read.",
+    ),
+]
 
 
 def _note_activation_source(ctx: typer.Context, value: Any) -> Any:
@@ -105,9 +119,18 @@ def load(
     loss: Loss,
     dtype: DType,
     negative_slope: float,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_input_mb: float = DEFAULT_MAX_INPUT_MB,
 ) -> Problem:
     """Load the problem of `run`/`inspect`; input warnings go to stderr, one line each."""
     from ..inputs.loading import load_problem
+    from ..safety.process import check_timeout
+
+    try:
+        check_timeout(timeout)
+    except ValueError as exc:
+        raise InputError(str(exc), arguments=("timeout",)) from None
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -119,6 +142,8 @@ def load(
             loss=loss.value,
             dtype=dtype.value,
             negative_slope=negative_slope,
+            timeout=timeout,
+            max_input_mb=max_input_mb,
         )
     for w in caught:
         warn(str(w.message))
@@ -136,41 +161,3 @@ def load(
             f"{activation.value} (give --activation if the network uses another)"
         )
     return problem
-
-
-def user_backend(spec: str) -> UserBackend:
-    """The backend of --user FILE:FUNC; a misspelt function name gets a suggestion."""
-    from ..backends.user import UserBackend
-
-    try:
-        return UserBackend(spec)
-    except InputError as exc:
-        hint = _function_suggestion(spec)
-        if not hint:
-            raise
-        raise InputError(f"{exc}{hint}", arguments=exc.arguments) from None
-
-
-def _function_suggestion(spec: str) -> str:
-    """' (did you mean f?)' when FILE defines no FUNC but a function of a similar name.
-
-    The file is parsed, not run: its top-level definitions are the candidates.
-    """
-    from ..backends.user import parse_user_spec
-
-    try:
-        parsed = parse_user_spec(spec)
-        tree = ast.parse(parsed.path.read_bytes())
-    except (InputError, OSError, SyntaxError, ValueError):
-        return ""
-    functions: list[str] = []
-    defined: set[str] = set()  # other top-level names (assigned or imported)
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            functions.append(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.Import, ast.ImportFrom)):
-            defined.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name))
-            defined.update(a.asname or a.name for a in ast.walk(node) if isinstance(a, ast.alias))
-    if parsed.function in functions or parsed.function in defined:
-        return ""  # it is there: the error was about something else
-    return did_you_mean(parsed.function, functions)

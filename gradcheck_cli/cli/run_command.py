@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import sys
 import time
@@ -17,7 +17,10 @@ from ..backends.base import Backend
 from ..errors import InputError, did_you_mean
 from ..fd import DEFAULT_DIRECTIONS, DEFAULT_SAMPLES, FULL_MODE_MAX_PARAMETERS
 from ..nn import DEFAULT_NEGATIVE_SLOPE
+from ..safety.budget import DEFAULT_MAX_INPUT_MB, budget_bytes, check_budget
+from ..safety.process import DEFAULT_TIMEOUT
 from .application import DebugOption, exit_codes, fd_progress, stderr, stdout
+from .artifacts import prepare_all
 from .options import (
     Activation,
     ActivationOption,
@@ -27,16 +30,22 @@ from .options import (
     FDMode,
     Loss,
     LossOption,
+    MaxInputOption,
     NegativeSlopeOption,
     OutputFormat,
     ParamsOption,
     Reference,
+    TimeoutOption,
     UtilsOption,
     load,
 )
+from .streams import ReportStream, defused_stderr, numeric_warnings_summarised
 
 if TYPE_CHECKING:
+    from ..backends.user import UserBackend
     from ..verdict import Report
+
+CONFIG_PATH = "gradcheck_config_path"
 
 
 def _apply_config(ctx: typer.Context, value: Path | None) -> Path | None:
@@ -49,6 +58,7 @@ def _apply_config(ctx: typer.Context, value: Path | None) -> Path | None:
         # Values in default_map are parsed like typed-in ones, and their source is reported
         # as DEFAULT_MAP, so an option given on the command line always wins.
         ctx.default_map = {**(ctx.default_map or {}), **config.values}
+        ctx.meta[CONFIG_PATH] = config.path  # an input: no output may replace it
         stderr.print(f"[dim]config: {escape(str(config.path))}[/]", highlight=False, soft_wrap=True)
     return value
 
@@ -67,25 +77,6 @@ def _output_format(ctx: typer.Context, output_format: OutputFormat, as_json: boo
     if from_cli == [False, True]:
         return "json"
     raise InputError(f"--json and --format {output_format.value} contradict each other")
-
-
-def _check_output_dir(*paths: Path | None) -> None:
-    """Fail before the (possibly long) run when an output file's directory does not exist."""
-    for path in paths:
-        if path is not None and not path.parent.is_dir():
-            raise InputError(f"{path}: directory {path.parent} does not exist")
-    given = [p.resolve() for p in paths if p is not None]
-    if len(set(given)) < len(given):  # the summary would be appended to the JUnit XML
-        raise InputError(f"{given[0]}: --junit and --summary must be different files")
-
-
-def _write_file(path: Path, text: str, *, append: bool = False) -> None:
-    """Write an output file; a path that cannot be written is bad usage (exit 2)."""
-    try:
-        with path.open("a" if append else "w", encoding="utf-8") as f:
-            f.write(text)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 def run(
@@ -202,16 +193,35 @@ def run(
             "differences), or auto (backends when two built-ins run, else fd)."
         ),
     ] = Reference("auto"),
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    max_input_mb: MaxInputOption = DEFAULT_MAX_INPUT_MB,
     debug: DebugOption = False,
 ) -> None:
     """Compute the gradients with every backend, compare them, and exit 1 if any disagrees."""
     from ..verdict import CheckOptions, run_checks
 
-    with exit_codes():
+    with defused_stderr(), exit_codes(), contextlib.ExitStack() as stack:
         output = _output_format(ctx, output_format, as_json)
-        _check_output_dir(junit, summary)
+        budget = budget_bytes(max_input_mb)
+        inputs = _input_paths(ctx, data, params, utils, user or [])
+        artifacts = prepare_all([("--junit", junit, False), ("--summary", summary, True)], inputs)
+        for artifact in artifacts:
+            stack.callback(artifact.discard)
+        # The users' processes start first: they import numpy and their files while this one
+        # loads the problem and torch.
+        users = _user_backends(user or [], timeout, budget, stack)
         start = time.perf_counter()
-        problem = load(data, params, utils, activation, loss, dtype, negative_slope)
+        problem = load(
+            data,
+            params,
+            utils,
+            activation,
+            loss,
+            dtype,
+            negative_slope,
+            timeout=timeout,
+            max_input_mb=max_input_mb,
+        )
         load_seconds = time.perf_counter() - start
         names = backend or list(BUILTIN_BACKENDS)
         if len(set(names)) != len(names):
@@ -221,14 +231,20 @@ def run(
             create_backend(n, device=device) if n in TORCH_BACKENDS else create_backend(n)
             for n in names
         ]
-        backends += _user_backends(user or [], names)
+        for user_backend in users:
+            user_backend.wait_ready()
+        backends += _unique_names(users, names)
         _check_shown(show or [], problem.parameter_names)
+        _check_directions(fd.value, fd_samples, problem.parameter_count, budget)
         if show and output == "json":
             stderr.print(
                 "[yellow]warning:[/] --show prints tables, so it is left out of --json output",
                 highlight=False,
             )
-        with fd_progress(enabled=output != "json" and stderr.is_terminal) as progress:
+        with (
+            fd_progress(enabled=output != "json" and stderr.is_terminal) as progress,
+            numeric_warnings_summarised(),
+        ):
             options = CheckOptions(
                 rtol=rtol,
                 atol=atol,
@@ -242,49 +258,107 @@ def run(
             )
             report = run_checks(problem, backends, options, load_seconds=load_seconds)
 
-    with exit_codes():
-        if junit is not None:
-            from ..outputs.junit import to_junit
+        # Files first (CI keeps them whatever happens to stdout), then the report on stdout,
+        # then what failed, last on stderr.
+        failures = []
+        for artifact in artifacts:
+            failures.append(artifact.write(_artifact_text(artifact.flag, report)))
+    with defused_stderr():
+        stream = ReportStream(sys.stdout)
+        _print_run(report, output, show or [], stream, backends)
+        stream.finish()
+        if stream.broken_pipe:
+            # `gradcheck run | head`: the reader left; the verdict (the exit code) still stands.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        failures.append(stream.failure())
+        for failure in filter(None, failures):
+            stderr.print(f"[bold red]error:[/] {escape(failure)}", highlight=False, soft_wrap=True)
+    if any(failures):
+        raise typer.Exit(2)
+    raise typer.Exit(0 if report.ok else 1)
 
-            _write_file(junit, to_junit(report))
-        if summary is not None:
-            from ..outputs.github import step_summary
 
-            _write_file(summary, step_summary(report), append=True)
-    code = 0 if report.ok else 1
-    try:
-        _print_run(report, output, show or [], backends)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # `gradcheck run | head`: the reader left; the verdict (the exit code) still stands.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    raise typer.Exit(code)
+def _artifact_text(flag: str, report: Report) -> str:
+    if flag == "--junit":
+        from ..outputs.junit import to_junit
+
+        return to_junit(report)
+    from ..outputs.github import step_summary
+
+    return step_summary(report)
 
 
-def _print_run(report: Report, output: str, show: list[str], backends: list[Backend]) -> None:
+def _input_paths(
+    ctx: typer.Context, data: Path | None, params: Path | None, utils: Path | None, user: list[str]
+) -> list[Path]:
+    """Every file the run reads: no output may replace one of them."""
+    from ..inputs import bundled_problem_path
+
+    paths = [p for p in (data, params, utils) if p is not None]
+    paths.append(bundled_problem_path())
+    paths += [Path(spec.rpartition(":")[0]) for spec in user if ":" in spec]
+    config_path = ctx.meta.get(CONFIG_PATH)
+    if config_path is not None:
+        paths.append(Path(config_path))
+    return paths
+
+
+def _check_directions(mode: str, directions: int | None, parameters: int, budget: int) -> None:
+    """--fd directional keeps a sign per direction and parameter: that must fit the budget."""
+    if mode == "directional" and directions is not None and directions > 0:
+        check_budget(
+            "--fd directional",
+            f"{directions} directions (--fd-samples) of {parameters} parameters take",
+            directions * parameters,
+            budget,
+        )
+
+
+def _print_run(
+    report: Report, output: str, show: list[str], stream: ReportStream, backends: list[Backend]
+) -> None:
     """The report on stdout: JSON, or the tables (plus annotations for --format github)."""
     if output == "json":
-        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+        from ..outputs.json_report import report_json
+
+        stream.write(report_json(report))
         return
     from ..outputs.heatmap import parameter_heatmaps
     from ..outputs.text import print_report
 
-    print_report(report, stdout)
-    for name in show:
-        stdout.print(parameter_heatmaps(report, name))
+    stdout.file = stream  # type: ignore[assignment]
+    try:
+        print_report(report, stdout)
+        for name in show:
+            stdout.print(parameter_heatmaps(report, name))
+    finally:
+        stdout.file = None  # type: ignore[assignment]
     if output == "github":
         from ..outputs.github import annotation_lines, source_locations
 
         # Written raw: rich would wrap long lines, and a wrapped command is not a command.
         lines = annotation_lines(report, source_locations(backends))
-        sys.stdout.write("\n".join(lines) + "\n")
+        stream.write_raw("\n".join(lines) + "\n")
 
 
-def _user_backends(specs: list[str], builtin_names: list[str]) -> list[Backend]:
-    """A backend per --user FILE:FUNC; a missing file or function is bad usage (exit 2)."""
-    from .options import user_backend
+def _user_backends(
+    specs: list[str], timeout: float, budget: int, stack: contextlib.ExitStack
+) -> list[UserBackend]:
+    """A backend per --user FILE:FUNC, each in its own process (started, not yet waited for);
+    a missing file is bad usage (exit 2). The processes end when the run does."""
+    from ..backends.user import UserBackend
 
-    users = [user_backend(spec) for spec in specs]
+    users: list[UserBackend] = []
+    for spec in specs:
+        backend = UserBackend(spec, timeout=timeout, max_bytes=budget, wait=False)
+        stack.callback(backend.close)
+        users.append(backend)
+    return users
+
+
+def _unique_names(users: list[UserBackend], builtin_names: list[str]) -> list[Backend]:
+    """The users' backends with names that tell them apart; the same function twice is an
+    error."""
     # Files of the same name in different folders (each student's backprop.py) are told
     # apart by their path; the same file and function twice is still a mistake.
     files: dict[str, set[Path]] = {}

@@ -11,18 +11,21 @@ from typing import Any
 
 import numpy as np
 
+from .. import nn
 from ..errors import InputError
 from ..nn import ACTIVATIONS, DEFAULT_NEGATIVE_SLOPE, LOSSES
 from ..problem import BUNDLED_SOURCE, DTYPES, Problem
+from ..safety.budget import DEFAULT_MAX_INPUT_MB, budget_bytes
+from ..safety.process import DEFAULT_TIMEOUT
 from .readers import (
     CSV_SUFFIXES,
     TORCH_SUFFIXES,
     one_line,
     read_csv,
     read_npz,
-    read_state_dict,
     read_utils,
 )
+from .torch_files import read_state_dict
 
 BUNDLED_NAME = BUNDLED_SOURCE
 _PARAM_KEY = re.compile(r"^([WB])(0|[1-9]\d*)$")  # no leading zeros: W01 would shadow W1
@@ -152,7 +155,7 @@ def make_problem(
             )
         features = w.shape[1]
     Ta = _check_targets(_numeric("T", T, source), Xa.shape[0], features, loss, source)
-    return Problem(
+    problem = Problem(
         X=Xa,
         T=Ta,
         weights=tuple(Ws),
@@ -163,6 +166,50 @@ def make_problem(
         negative_slope=float(negative_slope),
         source=source,
     )
+    _check_computable(problem)
+    return problem
+
+
+def _check_computable(problem: Problem) -> None:
+    """The loss and its gradient must be finite in the problem's dtype (and in float64, where
+    finite differences run); an overflow is bad input, not a failure of every backend."""
+    dtypes = ["float64"] if problem.dtype == "float64" else ["float64", problem.dtype]
+    source = problem.source
+    for dtype in dtypes:
+        kind = np.dtype(dtype)
+        largest = float(np.finfo(kind).max)
+        for name, array in (("X", problem.X), *zip(problem.parameter_names, problem.parameters)):
+            too_big = np.abs(array) > largest
+            if too_big.any():
+                at = tuple(int(i) for i in np.argwhere(too_big)[0])
+                raise InputError(
+                    f"{source}: {name}[{', '.join(map(str, at))}] = {array[at]:g} does not fit "
+                    f"in {dtype} (largest {largest:.3g}); rescale it or use dtype float64",
+                    arguments=("dtype",),
+                )
+        T = problem.T if problem.T.dtype.kind in "iu" else problem.T.astype(kind)
+        with np.errstate(all="ignore"):
+            loss, dW, dB = nn.gradients(
+                problem.X.astype(kind),
+                T,
+                [w.astype(kind) for w in problem.weights],
+                [b.astype(kind) for b in problem.biases],
+                problem.activation,
+                problem.loss,
+                problem.negative_slope,
+            )
+        if not np.isfinite(loss):
+            what = f"the loss at these parameters is {float(loss)} in {dtype} (the forward pass"
+        else:
+            named = zip(problem.parameter_names, [*dW, *dB])
+            bad = next((n for n, g in named if not np.isfinite(g).all()), None)
+            if bad is None:
+                continue
+            what = f"the gradient of the loss by {bad} is not finite in {dtype} (the backward pass"
+        advice = "rescale X or the parameters" + (
+            "" if dtype == "float64" else ", or use dtype float64"
+        )
+        raise InputError(f"{source}: {what} overflows); {advice}", arguments=("dtype",))
 
 
 def _check_targets(T: np.ndarray, samples: int, outputs: int, loss: str, source: str) -> np.ndarray:
@@ -180,14 +227,15 @@ def _check_targets(T: np.ndarray, samples: int, outputs: int, loss: str, source:
                 raise InputError(
                     f"{source}: T[{i}] = {T[i]:g}; cross-entropy labels T must be whole numbers"
                 )
-            labels = T.astype(np.int64)
-            bad = np.flatnonzero((labels < 0) | (labels >= outputs))
+            # Checked before the cast: 1e20 as int64 would read -9223372036854775808.
+            bad = np.flatnonzero((T < 0) | (outputs <= T))
             if bad.size:
+                shown = T[bad[0]].item()
                 raise InputError(
-                    f"{source}: T[{bad[0]}] = {labels[bad[0]]} is not a class label in "
+                    f"{source}: T[{bad[0]}] = {shown:g} is not a class label in "
                     f"0..{outputs - 1} (the network has {outputs} outputs)"
                 )
-            return labels
+            return T.astype(np.int64)
         if T.shape != (samples, outputs):
             raise InputError(
                 f"{source}: T has shape {T.shape}; cross-entropy expects labels ({samples},) "
@@ -227,28 +275,35 @@ def load_problem(
     loss: str = "mse",
     dtype: str = "float64",
     negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_input_mb: float = DEFAULT_MAX_INPUT_MB,
 ) -> Problem:
     """Load a Problem from --data / --params files or a --utils file (default: the bundled one).
 
     --data: .npz with X, T (and maybe W0.., B0..) or .csv with X and T columns;
     --params: .npz with W0.., B0.. or a .pt/.pth state_dict of an nn.Sequential;
-    --utils: a Python file with getdata() -> (X, T) and getparams() -> (W, B) (it is executed).
+    --utils: a Python file with getdata() -> (X, T) and getparams() -> (W, B), run in a child
+    process that may take `timeout` seconds. Each file may declare at most `max_input_mb` MB of
+    arrays; that is checked before they are read.
     """
     options: dict[str, Any] = dict(
         activation=activation, loss=loss, dtype=dtype, negative_slope=negative_slope
     )
+    budget = budget_bytes(max_input_mb)
     if utils is not None:
         if data is not None or params is not None:
             raise InputError(
                 "give either utils or data/params, not both", arguments=("utils", "data", "params")
             )
-        X, T, W, B = read_utils(utils)
-        return make_problem(X, T, W, B, source=str(utils), **options)
+        arrays, depth = read_utils(utils, timeout=timeout, max_bytes=budget)
+        W = [arrays[f"W{i}"] for i in range(depth)]
+        B = [arrays[k] for k in sorted(arrays, key=_layer_index) if k.startswith("B")]
+        return make_problem(arrays["X"], arrays["T"], W, B, source=str(utils), **options)
     data_path = Path(data) if data is not None else bundled_problem_path()
-    arrays = _read_data(data_path)
+    arrays = _read_data(data_path, budget)
     source = BUNDLED_NAME if data is None else str(data_path)
     if params is not None:
-        weights, biases = _read_params(Path(params))
+        weights, biases = _read_params(Path(params), budget)
         source = f"{source} + {params}"
     else:
         if not any(_PARAM_KEY.match(k) for k in arrays):
@@ -262,26 +317,33 @@ def load_problem(
     return make_problem(arrays["X"], arrays["T"], weights, biases, source=source, **options)
 
 
+def _layer_index(key: str) -> int:
+    return int(key[1:]) if key[1:].isdigit() else -1
+
+
 def _is_csv(path: Path) -> bool:
     return path.suffix.lower() in CSV_SUFFIXES
 
 
-def _read_data(path: Path) -> dict[str, np.ndarray]:
+def _read_data(path: Path, budget: int) -> dict[str, np.ndarray]:
     """The arrays of a --data file (.csv or .npz), checked to hold X and T."""
-    arrays = read_csv(path) if _is_csv(path) else read_npz(path, "data file")
+    if _is_csv(path):
+        arrays = read_csv(path, max_bytes=budget)
+    else:
+        arrays = read_npz(path, "data file", max_bytes=budget)
     for key in ("X", "T"):
         if key not in arrays:
             raise InputError(f"data file {path}: key {key} missing (keys: {sorted(arrays)})")
     return arrays
 
 
-def _read_params(path: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _read_params(path: Path, budget: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """W0.., B0.. of a --params file: a torch state_dict (.pt/.pth) or an .npz."""
     if path.suffix.lower() in TORCH_SUFFIXES:
-        return read_state_dict(path)
+        return read_state_dict(path, max_bytes=budget)
     if _is_csv(path):
         raise InputError(f"params file {path}: a CSV cannot hold parameters; use .npz or .pt")
-    arrays = read_npz(path, "params file")
+    arrays = read_npz(path, "params file", max_bytes=budget)
     weights, biases = split_parameters(arrays, path)
     _warn_extra(arrays, set(), path)
     return weights, biases

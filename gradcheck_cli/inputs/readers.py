@@ -8,30 +8,33 @@ here ever unpickles: npz with allow_pickle=False, .pt with torch.load(weights_on
 from __future__ import annotations
 
 import csv
-import importlib.machinery
-import importlib.util
+import math
 import re
-import sys
-import traceback
 import warnings
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
+from ..safety.budget import (
+    DEFAULT_MAX_BYTES,
+    check_budget,
+    over_budget,
+    regular_file,
+    size_text,
+)
+from ..safety.process import DEFAULT_TIMEOUT, ChildFailure, ChildProcess, check_timeout
 
 TORCH_SUFFIXES = (".pt", ".pth")
 CSV_SUFFIXES = (".csv",)
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members / an empty zip
 _NPY_MAGIC = b"\x93NUMPY"
 _TARGET_COLUMN = re.compile(r"^[Tt]\d*$")  # CSV columns T, T0, T1, ... hold the targets
-_STATE_KEY = re.compile(r"^(?:(?P<prefix>.+)\.)?(?P<index>\d+)\.(?P<kind>weight|bias)$")
+_MAX_MEMBERS = 65536  # arrays in one .npz (a network of 30,000 layers)
+_MAX_HEADER_LINE = 1 << 20  # characters in a CSV header line
 _MAX_MESSAGE = 300  # a user's exception text is clipped so the error stays one readable line
 
 
@@ -42,13 +45,8 @@ def one_line(text: object) -> str:
 
 
 def check_file(path: str | Path, what: str) -> Path:
-    """`path` as a Path, or an InputError when it is missing or a directory."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{what} {path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{what} {path}: is a directory, expected a file")
-    return path
+    """`path` as a Path, or an InputError when it is missing, a directory or not a regular file."""
+    return regular_file(path, what)[0]
 
 
 def _head(path: Path, what: str, size: int = 8) -> bytes:
@@ -59,8 +57,11 @@ def _head(path: Path, what: str, size: int = 8) -> bytes:
         raise InputError(f"{what} {path}: cannot be read ({exc.strerror or exc})") from None
 
 
-def read_npz(path: str | Path, what: str = "file") -> dict[str, np.ndarray]:
-    """Read every array of an .npz, refusing pickled (object) arrays."""
+def read_npz(
+    path: str | Path, what: str = "file", *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> dict[str, np.ndarray]:
+    """Read every array of an .npz, refusing pickled (object) arrays, after checking the sizes
+    its members declare against the budget."""
     path = check_file(path, what)
     head = _head(path, what)
     if not head:
@@ -74,6 +75,7 @@ def read_npz(path: str | Path, what: str = "file") -> dict[str, np.ndarray]:
         # np.load would take such a file for a pickle; say what it is not instead.
         raise InputError(f"{what} {path}: not an .npz file (it is not a zip archive)")
     try:
+        _check_npz_members(path, what, max_bytes)
         with np.load(path, allow_pickle=False) as archive:
             return {key: _npz_member(archive, key, path, what) for key in archive.files}
     except InputError:
@@ -82,6 +84,59 @@ def read_npz(path: str | Path, what: str = "file") -> dict[str, np.ndarray]:
         raise InputError(
             f"{what} {path}: corrupt or truncated .npz file ({one_line(exc)})"
         ) from None
+
+
+def _not_an_array(key: str, path: Path, what: str) -> InputError:
+    hint = " (a PyTorch file? give it as --params model.pt)" if "data.pkl" in key else ""
+    return InputError(
+        f"{what} {path}: member {key!r} is not a NumPy array{hint}; "
+        "expected an .npz written by np.savez"
+    )
+
+
+def _npy_header(stream: Any) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    """(shape, dtype) from the header of a .npy stream (nothing of the data is read)."""
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+    else:
+        shape, _, dtype = np.lib.format._read_array_header(stream, version)  # type: ignore[attr-defined]
+    return tuple(int(n) for n in shape), dtype
+
+
+def _check_npz_members(path: Path, what: str, max_bytes: int) -> None:
+    """Refuse an .npz before np.load allocates: members that are not .npy, object arrays,
+    headers that declare more data than the member holds, and more than the budget in all."""
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+        if len(members) > _MAX_MEMBERS:
+            raise InputError(
+                f"{what} {path}: holds {len(members)} members; expected a few named arrays"
+            )
+        total = 0
+        for member in members:
+            name = member.filename
+            key = name[:-4] if name.endswith(".npy") else name
+            if not name.endswith(".npy"):
+                raise _not_an_array(key, path, what)
+            with archive.open(member) as stream:
+                shape, dtype = _npy_header(stream)
+                offset = stream.tell()
+            if dtype.hasobject:
+                raise InputError(
+                    f"{what} {path}: {key} is an object array, which would need unpickling; "
+                    "save plain numeric arrays instead"
+                )
+            nbytes = math.prod(shape) * dtype.itemsize
+            if nbytes > member.file_size - offset:
+                raise InputError(
+                    f"{what} {path}: {key} declares shape {shape} ({size_text(nbytes)}) but "
+                    f"holds {size_text(max(member.file_size - offset, 0))}: corrupt or truncated"
+                )
+            total += nbytes
+        check_budget(f"{what} {path}", "its arrays declare", total, max_bytes)
 
 
 def _npz_member(archive: Any, key: str, path: Path, what: str) -> np.ndarray:
@@ -98,22 +153,31 @@ def _npz_member(archive: Any, key: str, path: Path, what: str) -> np.ndarray:
             f"{what} {path}: {key} is not a readable array ({one_line(exc)})"
         ) from None
     if not isinstance(value, np.ndarray):  # NpzFile hands members that are not .npy as bytes
-        hint = " (a PyTorch file? give it as --params model.pt)" if "data.pkl" in key else ""
-        raise InputError(
-            f"{what} {path}: member {key!r} is not a NumPy array{hint}; "
-            "expected an .npz written by np.savez"
-        )
+        raise _not_an_array(key, path, what)
     return value
 
 
-def read_csv(path: str | Path, what: str = "data file") -> dict[str, np.ndarray]:
-    """X and T from a CSV with a header row: columns T, T0, T1.. are targets, the rest is X."""
-    path = check_file(path, what)
+def read_csv(
+    path: str | Path, what: str = "data file", *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> dict[str, np.ndarray]:
+    """X and T from a CSV with a header row: columns T, T0, T1.. are targets, the rest is X.
+
+    The file's size, and its rows times the header's columns as float64, must fit the budget.
+    """
+    path, size = regular_file(path, what)
+    check_budget(f"{what} {path}", "the file is", size, max_bytes)
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            header = next(csv.reader(handle), None)
+            first = handle.readline(_MAX_HEADER_LINE)
+        if len(first) >= _MAX_HEADER_LINE and not first.endswith(("\n", "\r")):
+            raise InputError(
+                f"{what} {path}: the header line is longer than {_MAX_HEADER_LINE} characters"
+            )
+        header = next(csv.reader([first]), None)
     except UnicodeDecodeError:
         raise InputError(f"{what} {path}: not a text CSV file (not UTF-8)") from None
+    except csv.Error as exc:
+        raise InputError(f"{what} {path}: the header line is not CSV ({one_line(exc)})") from None
     if not header:
         raise InputError(f"{what} {path}: is empty; expected a header row, e.g. x0,x1,T")
     names = [name.strip() for name in header]
@@ -124,6 +188,13 @@ def read_csv(path: str | Path, what: str = "data file") -> dict[str, np.ndarray]
             f"{what} {path}: header {','.join(names)!r} needs target columns named T or "
             "T0, T1, ... and at least one other (input) column"
         )
+    rows = max(_count_lines(path) - 1, 0)  # the header is not a row
+    check_budget(
+        f"{what} {path}",
+        f"{rows} rows of {len(names)} columns as float64 come to",
+        rows * len(names) * 8,
+        max_bytes,
+    )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # loadtxt warns on a header-only file; we raise below
@@ -142,6 +213,16 @@ def read_csv(path: str | Path, what: str = "data file") -> dict[str, np.ndarray]
         )
     T = table[:, targets]
     return {"X": table[:, inputs], "T": T[:, 0] if len(targets) == 1 else T}
+
+
+def _count_lines(path: Path) -> int:
+    """Line breaks in the file, plus one for a last line without one (read in 1 MB chunks)."""
+    count, last = 0, b"\n"
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+    return count + (last != b"\n")
 
 
 def _locate_csv_error(path: Path, names: list[str]) -> str | None:
@@ -163,209 +244,38 @@ def _locate_csv_error(path: Path, names: list[str]) -> str | None:
     return None
 
 
-def read_state_dict(
-    path: str | Path, what: str = "params file"
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """W0.., B0.. from the state_dict of an nn.Sequential of Linear (+ activation) modules.
+def read_utils(
+    path: str | Path, *, timeout: float = DEFAULT_TIMEOUT, max_bytes: int = DEFAULT_MAX_BYTES
+) -> tuple[dict[str, np.ndarray], int]:
+    """Run a utils.py in a child process; getdata() -> (X, T) and getparams() -> (W, B) come
+    back as arrays {X, T, W0.., B0..} (values untouched) with the number of weight arrays.
 
-    Linear.weight (out, in) becomes W (in, out); layers follow the module indices.
+    The file's prints go to stderr; its failures, exits, crashes and hangs (past `timeout`
+    seconds) are bad input (InputError), and nothing it does reaches this process.
     """
-    path = check_file(path, what)
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency, but say so if it is gone
-        raise InputError(
-            f"{what} {path}: reading .pt files needs PyTorch (pip install torch)"
-        ) from None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any failure to read a user's file is bad input, not a bug
-        raise InputError(_torch_load_message(path, what, exc)) from None
-    if not isinstance(state, dict):
-        raise InputError(
-            f"{what} {path}: holds a {type(state).__name__}, expected a state_dict "
-            "(save model.state_dict())"
-        )
-    nested = [key for key, value in state.items() if isinstance(value, dict)]
-    if nested:
-        raise InputError(
-            f"{what} {path}: looks like a training checkpoint ({nested[0]!r} holds a dict); "
-            f"save the model's state_dict() alone, e.g. torch.save(checkpoint[{nested[0]!r}], ...)"
-        )
-    layers: dict[int, dict[str, Any]] = {}
-    prefixes: set[str] = set()
-    for key, value in state.items():
-        match = _STATE_KEY.match(key) if isinstance(key, str) else None
-        if match is None:
-            raise InputError(
-                f"{what} {path}: key {key!r} is not '<index>.weight' or '<index>.bias' of an "
-                "nn.Sequential of Linear layers"
-            )
-        if not isinstance(value, torch.Tensor):
-            raise InputError(
-                f"{what} {path}: {key} is a {type(value).__name__}, expected a tensor "
-                "(a training checkpoint? save model.state_dict() alone)"
-            )
-        prefixes.add(match["prefix"] or "")
-        layers.setdefault(int(match["index"]), {})[match["kind"]] = value
-    if not layers:
-        raise InputError(f"{what} {path}: the state_dict is empty; expected Linear weights")
-    if len(prefixes) > 1:
-        raise InputError(
-            f"{what} {path}: keys of several modules ({', '.join(sorted(prefixes))}); "
-            "expected one nn.Sequential"
-        )
-    prefix = prefixes.pop()
-    dot = f"{prefix}." if prefix else ""
-    weights: list[np.ndarray] = []
-    biases: list[np.ndarray] = []
-    previous = ""
-    for index in sorted(layers):  # numeric order: module 10 comes after module 2
-        module = layers[index]
-        for kind in ("weight", "bias"):
-            if kind not in module:
-                raise InputError(
-                    f"{what} {path}: {dot}{index}.{kind} missing; expected every Linear to have "
-                    "a weight and a bias"
-                )
-        weight, bias = module["weight"], module["bias"]
-        name = f"{dot}{index}.weight"
-        if weight.ndim != 2 or bias.ndim != 1 or bias.shape[0] != weight.shape[0]:
-            raise InputError(
-                f"{what} {path}: {name} {tuple(weight.shape)} and {dot}{index}.bias "
-                f"{tuple(bias.shape)} are not a Linear layer's (out, in) and (out,)"
-            )
-        if weights and weight.shape[1] != weights[-1].shape[1]:
-            raise InputError(
-                f"{what} {path}: {name} is {tuple(weight.shape)}, so its Linear takes "
-                f"{weight.shape[1]} inputs, but {previous} outputs {weights[-1].shape[1]}"
-            )
-        weights.append(_tensor_to_numpy(weight, name, path, what).T.copy())
-        biases.append(_tensor_to_numpy(bias, f"{dot}{index}.bias", path, what))
-        previous = name
-    return weights, biases
-
-
-def _torch_load_message(path: Path, what: str, exc: Exception) -> str:
-    """One line for a torch.load failure: the weights_only refusal explained, or corruption."""
-    text = str(exc)
-    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-    if refused:
-        return (
-            f"{what} {path}: refused by torch.load(weights_only=True): it holds a pickled "
-            f"Python object ({refused[1]}), not only tensors, and gradcheck never runs code "
-            "from a data file; save model.state_dict() instead"
-        )
-    return (
-        f"{what} {path}: not a readable PyTorch file (corrupt, truncated, or not written by "
-        f"torch.save; {type(exc).__name__})"
-    )
-
-
-def _tensor_to_numpy(tensor: Any, name: str, path: Path, what: str) -> np.ndarray:
-    """A tensor as float64 NumPy; float16/bfloat16/float32 widen exactly."""
-    import torch
-
-    if tensor.is_complex():
-        raise InputError(
-            f"{what} {path}: {name} is complex ({tensor.dtype}); expected real numbers"
-        )
-    array: np.ndarray = tensor.detach().to(device="cpu", dtype=torch.float64).numpy().copy()
-    return array
-
-
-def read_utils(path: str | Path) -> tuple[object, object, list[object], list[object]]:
-    """Run a utils.py and return getdata() -> (X, T) and getparams() -> (W, B), values untouched."""
     path = check_file(path, "utils file")
-    # The user's prints go to stderr: stdout belongs to the report (`--json` must stay parseable).
-    with _importable_from(path.parent), redirect_stdout(sys.stderr):
-        module = _run_file(path)
-        X, T = _call_pair(module, "getdata", ("X", "T"), path)
-        W, B = _call_pair(module, "getparams", ("W", "B"), path)
-    return X, T, _as_list(W, "W", path), _as_list(B, "B", path)
-
-
-@contextmanager
-def _importable_from(folder: Path) -> Iterator[None]:
-    """Let the user's file import its sibling modules, as it would when run from its folder."""
-    entry = str(folder.resolve())
-    sys.path.insert(0, entry)
     try:
-        yield
-    finally:
-        if entry in sys.path:
-            sys.path.remove(entry)
-
-
-def _run_file(path: Path) -> ModuleType:
-    name = f"gradcheck_utils_{abs(hash(str(path.resolve())))}"
-    loader = importlib.machinery.SourceFileLoader(name, str(path))  # any suffix, not only .py
-    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses and pickling inside the file look themselves up here
+        seconds = check_timeout(timeout)
+    except ValueError as exc:
+        raise InputError(str(exc), arguments=("timeout",)) from None
+    init = {"task": "utils", "path": str(path), "source": str(path)}
     try:
-        loader.exec_module(module)
-    except SyntaxError as exc:
-        # A binary file (e.g. an .npz given as --utils) is a SyntaxError without a line.
-        where = f"line {exc.lineno}: " if exc.lineno is not None else ""
+        child = ChildProcess(init, label=f"utils file {path.name}", max_bytes=max_bytes)
+        try:
+            header, arrays = child.receive(seconds)
+        finally:
+            child.close()
+    except ChildFailure as exc:
+        if exc.over_budget is not None:
+            raise over_budget(
+                f"utils file {path}", "the arrays it returned come to", exc.over_budget, max_bytes
+            ) from None
         raise InputError(
-            f"utils file {path}: {where}{one_line(exc.msg)} (not valid Python)"
+            f"utils file {path}: {exc} while being run (getdata() and getparams() had not returned)"
         ) from None
-    except UnicodeDecodeError:
-        raise InputError(f"utils file {path}: not a Python source file (not UTF-8 text)") from None
-    except (Exception, SystemExit) as exc:  # the user's code failed while being run
-        raise InputError(
-            f"utils file {path}: raised {_describe(exc, path)} while being run"
-        ) from None
-    finally:
-        sys.modules.pop(name, None)
-    return module
-
-
-def _call_pair(
-    module: ModuleType, function: str, names: tuple[str, str], path: Path
-) -> tuple[object, object]:
-    expected = f"{function}() -> ({', '.join(names)})"
-    func: Callable[[], object] | None = getattr(module, function, None)
-    if not callable(func):
-        raise InputError(
-            f"utils file {path}: defines no function {function}(); expected {expected}"
-        )
-    try:
-        result = func()
-    except (Exception, SystemExit) as exc:
-        raise InputError(f"utils file {path}: {function}() raised {_describe(exc, path)}") from None
-    if not isinstance(result, (tuple, list)):
-        raise InputError(
-            f"utils file {path}: {function}() returned one {type(result).__name__}; "
-            f"expected a pair ({', '.join(names)})"
-        )
-    if len(result) != 2:
-        raise InputError(
-            f"utils file {path}: {function}() returned {len(result)} values; "
-            f"expected 2: ({', '.join(names)})"
-        )
-    return result[0], result[1]
-
-
-def _as_list(value: object, name: str, path: Path) -> list[object]:
-    """W or B as a list of per-layer arrays (a 1-D object array of arrays is accepted too)."""
-    if isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 1:
-        return list(value)
-    if not isinstance(value, (list, tuple)):
-        raise InputError(
-            f"utils file {path}: getparams() returned {name} as a {type(value).__name__}; "
-            f"expected a list of arrays [{name}0, {name}1, ...]"
-        )
-    return list(value)
-
-
-def _describe(exc: BaseException, path: Path) -> str:
-    """'ValueError: message (utils.py, line 7)', pointing at the user's own line."""
-    line = None
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if Path(frame.filename).resolve() == path.resolve():
-            line = frame.lineno
-    where = f" ({path.name}, line {line})" if line is not None else ""
-    return f"{type(exc).__name__}: {one_line(exc)}{where}"
+    if header.get("kind") == "input_error":
+        raise InputError(str(header["message"]))
+    if header.get("kind") != "utils":
+        raise InputError(f"utils file {path}: the process running it answered {header!r}")
+    weights = int(header["weights"])
+    return arrays, weights

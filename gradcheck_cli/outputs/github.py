@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backends.base import Backend
-from ..backends.user import UserBackend
+from ..backends.user import UserBackend, definition
 from ..verdict.result import BackendResult, Report
 from .notices import problem_warnings
 from .verdicts import (
@@ -58,10 +58,16 @@ def source_locations(backends: Iterable[Backend]) -> dict[str, Location]:
     """Where each user function is defined (its file and the line of its def), by row name."""
     found: dict[str, Location] = {}
     for backend in backends:
-        if isinstance(backend, UserBackend):
-            code = getattr(backend.function, "__code__", None)
-            if code is not None:
-                found[backend.name] = (code.co_filename, code.co_firstlineno)
+        if not isinstance(backend, UserBackend):
+            continue
+        code = getattr(backend.function, "__code__", None)
+        if code is not None:  # a function object, run in this process
+            found[backend.name] = (code.co_filename, code.co_firstlineno)
+            continue
+        # A FILE:FUNC runs in its own process: find its def in the file.
+        line = definition(backend.spec.path, backend.spec.function)
+        if line is not None:
+            found[backend.name] = (str(backend.spec.path.resolve()), line)
     return found
 
 

@@ -136,10 +136,10 @@ def test_invalid_toml_is_a_one_line_error(project):
 
 
 def test_explicit_config_file_with_top_level_keys(tmp_path, monkeypatch):
-    write_problem(tmp_path / "d.npz")
     cfg = tmp_path / "conf" / "gradcheck.toml"
-    cfg.parent.mkdir()
-    cfg.write_text('data = "../d.npz"\nbackend = "numpy"\nloss = "sse"\n', encoding="utf-8")
+    (tmp_path / "conf" / "inputs").mkdir(parents=True)
+    write_problem(tmp_path / "conf" / "inputs" / "d.npz")
+    cfg.write_text('data = "inputs/d.npz"\nbackend = "numpy"\nloss = "sse"\n', encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     report = run_json("--config", str(cfg))
     assert report["problem"]["loss"] == "sse"
@@ -192,11 +192,31 @@ def test_other_tools_tables_are_not_misspellings(tmp_path, monkeypatch):
 def test_paths_are_relative_to_the_config_file(tmp_path):
     cfg = tmp_path / "a" / "pyproject.toml"
     cfg.parent.mkdir()
-    cfg.write_text('[tool.gradcheck]\ndata = "x/d.npz"\nparams = "/abs/p.npz"\n', encoding="utf-8")
+    inside = tmp_path / "a" / "p.npz"
+    cfg.write_text(
+        f'[tool.gradcheck]\ndata = "x/d.npz"\nparams = "{inside.as_posix()}"\n', encoding="utf-8"
+    )
     config = load_config(cfg, option_specs(run_command.run))
     assert config is not None
     assert Path(config.values["data"]) == (tmp_path / "a" / "x" / "d.npz").resolve()
-    assert config.values["params"] == "/abs/p.npz"
+    assert config.values["params"] == inside.as_posix()  # absolute, but inside the project
+
+
+def test_paths_outside_the_config_folder_are_refused_by_key(tmp_path):
+    # A repository's config must not run code or write files outside the repository.
+    cfg = tmp_path / "a" / "pyproject.toml"
+    cfg.parent.mkdir()
+    (tmp_path / "a" / "link").symlink_to(tmp_path)
+    for key, value in (
+        ("params", "/abs/p.npz"),
+        ("junit", "../out.xml"),
+        ("summary", "~/summary.md"),
+        ("utils", "link/u.py"),  # inside by name, outside once the link is followed
+        ("user", "../../mine.py:f"),
+    ):
+        cfg.write_text(f'[tool.gradcheck]\n{key} = "{value}"\n', encoding="utf-8")
+        with pytest.raises(InputError, match=f"{key} = '{value}' points outside the project"):
+            load_config(cfg, option_specs(run_command.run))
 
 
 def test_every_option_of_run_is_configurable():
@@ -228,8 +248,9 @@ def test_an_option_added_later_is_picked_up_with_its_type():
     with pytest.raises(InputError, match=r"fd-samples must be an integer, got 2\.5"):
         load_config_from_table({"fd-samples": 2.5}, specs)
     # FILE:FUNC strings (the form of --user) name a file relative to the config too.
-    users = load_config_from_table({"user": ["lib/bp.py:grad", "/abs/bp.py:grad", "x:y"]}, specs)
-    assert users["user"] == [str(Path("/cfg/lib/bp.py")) + ":grad", "/abs/bp.py:grad", "x:y"]
+    # An absolute one stays as it is (inside the project; outside it is refused).
+    users = load_config_from_table({"user": ["lib/bp.py:grad", "/cfg/bp.py:grad", "x:y"]}, specs)
+    assert users["user"] == [str(Path("/cfg/lib/bp.py")) + ":grad", "/cfg/bp.py:grad", "x:y"]
 
 
 def load_config_from_table(table: dict, specs) -> dict:
