@@ -63,6 +63,14 @@ def validate_gradients(problem: Problem, grads: Gradients) -> None:
                 raise BackendError(f"{label}[{i}]{list(index)} is {g[index]}; expected finite")
 
 
+def scaled_norm(g: np.ndarray) -> float:
+    """||g||, computed as max|g| x ||g / max|g||| so that entries near 1e300 do not overflow."""
+    largest = float(np.abs(g).max()) if g.size else 0.0
+    if largest == 0.0 or not np.isfinite(largest):
+        return largest
+    return largest * float(np.linalg.norm(g / largest))
+
+
 def noise_floor(noise: RoundingNoise | None, name: str) -> float:
     """The allowance for a correct backend's rounding, the same for every entry of `name`:
     ten times the measured noise, plus the bound on what no measurement samples."""
@@ -125,7 +133,7 @@ def compare_parameter(
 ) -> tuple[ParamResult, np.ndarray]:
     """Judge one gradient array entry by entry; also return the mask of failing entries."""
     g = np.asarray(g, dtype=np.float64)
-    norm = float(np.linalg.norm(g))
+    norm = scaled_norm(g)
     if name not in reference.estimates:
         return ParamResult(name, g.shape, norm, None, None, True, None), np.zeros(g.shape, bool)
     ref = reference.estimates[name]
