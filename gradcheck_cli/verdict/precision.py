@@ -226,10 +226,12 @@ def _units_at_kink(problem: Problem) -> list[np.ndarray]:
 
     Summed in another order, a dot product of n terms may differ by up to about
     n * u * (|A| @ |W| + |b|) (u: unit roundoff); exactly-zero pre-activations count too.
-    In low precision the inputs of a layer carry earlier layers' rounding as well:
-    measured, per layer, as the largest |z_low - z64| relative to that magnitude, with
-    a margin of KINK_MARGIN (a worst-case bound carried through |W| grows with
-    depth and flagged units 1e-2 from zero in a 10-layer float32 network).
+    The inputs of a layer carry the earlier layers' rounding as well: in float64 a
+    relative (n + 2) u per layer so far, twice over (a unit 2.5e-16 of its terms from zero
+    in the third layer took either side in numpy and torch); in low precision measured,
+    per layer, as the largest |z_low - z64| relative to that magnitude, with a margin of
+    KINK_MARGIN (a worst-case bound carried through |W| grows with depth and flagged
+    units 1e-2 from zero in a 10-layer float32 network).
     """
     dtype = np.dtype(problem.dtype)
     act = nn.activation(problem.activation)
@@ -237,10 +239,12 @@ def _units_at_kink(problem: Problem) -> list[np.ndarray]:
     A = np.asarray(problem.X, dtype=np.float64)
     A_low = A.astype(dtype)
     out = []
+    carried = 0  # ulps of rounding the layer's terms carry, from this layer and those below
     for w, b in zip(problem.weights[:-1], problem.biases[:-1]):
         z = A @ w + b
         size = np.abs(A) @ np.abs(w) + np.abs(b)
-        bound = (w.shape[0] + 2) * u * size
+        carried += w.shape[0] + 2
+        bound = 2 * carried * u * size
         if dtype != np.float64:
             z_low = A_low @ w.astype(dtype) + b.astype(dtype)
             measured = np.abs(z_low - z) / np.where(size > 0, size, 1.0)
