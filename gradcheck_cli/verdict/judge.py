@@ -87,7 +87,7 @@ def flip_allowance(noise: RoundingNoise | None, name: str) -> np.ndarray | float
 
 
 def kink_alternative(noise: RoundingNoise | None, name: str) -> np.ndarray | None:
-    """With one unit at its kink: the jump to the other value a correct entry may take."""
+    """With one unit at its kink: the jump between the two values a correct entry may take."""
     if noise is None or noise.kink_units != 1 or name not in noise.kink_jumps:
         return None
     return noise.kink_jumps[name]
@@ -141,8 +141,12 @@ def compare_parameter(
     abs_err = np.abs(g - ref)
     base = base_allowance(reference, name, tolerance)
     jump = kink_alternative(reference.noise, name)
-    if jump is not None:  # either side of the one unit at its kink, nothing in between
-        bad = mask & ~(abs_err <= base) & ~(np.abs(g - (ref + jump)) <= base)
+    if jump is not None:
+        # Either side of the one unit at its kink, nothing in between. The reference itself
+        # sits on one side or the other (built-ins disagree there too), so the other value
+        # is the reference plus or minus the jump.
+        bad = mask & ~(abs_err <= base)
+        bad &= ~(np.abs(g - (ref + jump)) <= base) & ~(np.abs(g - (ref - jump)) <= base)
     else:
         bad = mask & ~(abs_err <= base + flip_allowance(reference.noise, name))
     worst: tuple[int, ...] | None = None

@@ -68,7 +68,8 @@ def resolutions(reference: Reference, tolerance: Tolerance) -> dict[str, Resolut
         # or (one unit at its kink) neither of their two values is near zero.
         jump = kink_alternative(reference.noise, name)
         if jump is not None:
-            hidden = np.abs(ref + jump) < UNRESOLVED_FRACTION * np.abs(ref)
+            other = np.minimum(np.abs(ref + jump), np.abs(ref - jump))
+            hidden = other < UNRESOLVED_FRACTION * np.abs(ref)
         else:
             flips = np.broadcast_to(flip_allowance(reference.noise, name), ref.shape)
             hidden = flips >= UNRESOLVED_FRACTION * np.abs(ref)
