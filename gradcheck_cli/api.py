@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +10,12 @@ from .backends import backend_names, create_backend
 from .backends.base import Backend
 from .backends.user import UserBackend
 from .errors import InputError
-from .inputs import load_problem, make_problem
+from .inputs import load_layered_problem, load_problem, make_layered_problem, make_problem
+from .inputs.architecture import parse_layers
+from .inputs.models import layers_of_model, load_model_function
 from .nn import DEFAULT_NEGATIVE_SLOPE
 from .outputs.notebook import NotebookReport
-from .problem import Problem
+from .problem import AnyProblem
 from .verdict import CheckOptions, Report, run_checks
 
 UserFunction = Callable[..., Any] | str
@@ -24,8 +26,8 @@ def _problem(
     params: Any,
     utils: str | Path | None,
     options: dict[str, Any],
-) -> Problem:
-    """A Problem from paths (as on the command line) or from arrays: data=(X, T), params=(W, B)."""
+) -> AnyProblem:
+    """A problem from paths (as on the command line) or from arrays: data=(X, T), params=(W, B)."""
     data_is_arrays = isinstance(data, (tuple, list))
     params_is_arrays = isinstance(params, (tuple, list))
     if not data_is_arrays and not params_is_arrays:
@@ -42,6 +44,43 @@ def _problem(
         )
     (X, T), (W, B) = data, params
     return make_problem(X, T, list(W), list(B), **options)
+
+
+def _layered_problem(
+    data: Any, params: Any, model: Any, layers: Any, options: dict[str, Any]
+) -> AnyProblem:
+    """A LayeredProblem from a model (nn.Sequential or "FILE:FUNC") or layers (text or
+    Layers), with data=(X, T) as arrays or a path, and params a mapping, a path, or None."""
+    loss, dtype = options["loss"], options["dtype"]
+    if not isinstance(data, (tuple, list)):
+        if isinstance(params, Mapping):
+            raise InputError("give params as a file path when data is one", arguments=("params",))
+        return load_layered_problem(
+            data, params, layers=layers, model=model, loss=loss, dtype=dtype
+        )
+    if len(data) != 2:
+        raise InputError("data must be (X, T)", arguments=("data",))
+    if (model is None) == (layers is None):
+        raise InputError("give the architecture as model or as layers (one of them)")
+    if model is not None:
+        source = "model"
+        found, named = layers_of_model(
+            load_model_function(model) if isinstance(model, str) else model
+        )
+    else:
+        source = "layers"
+        found, named = (parse_layers(layers) if isinstance(layers, str) else list(layers)), {}
+    if params is not None:
+        if not isinstance(params, Mapping):
+            raise InputError(
+                "params of a layered model: a mapping of state_dict names to arrays (e.g. "
+                "model.state_dict()), or a file path",
+                arguments=("params",),
+            )
+        named = dict(params)
+    return make_layered_problem(
+        data[0], data[1], found, named, loss=loss, dtype=dtype, source=source
+    )
 
 
 def _user_backends(functions: Sequence[UserFunction]) -> list[Backend]:
@@ -69,7 +108,7 @@ def check(
     data: Any = None,
     params: Any = None,
     utils: str | Path | None = None,
-    problem: Problem | None = None,
+    problem: AnyProblem | None = None,
     activation: str = "relu",
     loss: str = "mse",
     dtype: str = "float64",
@@ -79,6 +118,8 @@ def check(
     rtol: float | None = None,
     atol: float | None = None,
     reference: str = "auto",
+    model: Any = None,
+    layers: Any = None,
 ) -> Report:
     """Check your gradient functions against the built-in backends and finite differences.
 
@@ -90,14 +131,23 @@ def check(
     built-ins' float64 consensus, validated by finite differences), "fd", or "auto" (backends
     when two built-ins run). Returns the Report: `.ok`, `.to_dict()`, and a rich rendering
     in Jupyter.
+
+    Beyond the MLP: `model` (a torch nn.Sequential, whose weights are the parameters, or
+    "FILE:FUNC" returning one) or `layers` (the architecture as text, as `print(model)` shows
+    it, with `params` a state_dict mapping or file), with `data=(X, T)`; your functions then
+    take f(X, T, params) and return a dict of gradients keyed by state_dict name.
     """
     options: dict[str, Any] = dict(
         activation=activation, loss=loss, dtype=dtype, negative_slope=negative_slope
     )
-    if problem is None:
+    if problem is None and (model is not None or layers is not None):
+        if utils is not None:
+            raise InputError("give either utils or model/layers, not both")
+        problem = _layered_problem(data, params, model, layers, options)
+    elif problem is None:
         problem = _problem(data, params, utils, options)
-    elif data is not None or params is not None or utils is not None:
-        raise InputError("give either problem= or data/params/utils, not both")
+    elif any(v is not None for v in (data, params, utils, model, layers)):
+        raise InputError("give either problem= or data/params/utils/model/layers, not both")
     if isinstance(backends, str):  # backends="numpy" would otherwise be read letter by letter
         backends = [backends]
     names = list(backends) if backends is not None else backend_names()

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..problem import Problem
+from ..problem import AnyProblem
 
 TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 V = TypeVar("V")
@@ -46,7 +46,7 @@ def resolve_device(device: str) -> torch.device:
 
 
 def tensor(
-    array: np.ndarray, problem: Problem, device: torch.device, **kwargs: Any
+    array: np.ndarray, problem: AnyProblem, device: torch.device, **kwargs: Any
 ) -> torch.Tensor:
     """`array` as a tensor of the problem's dtype on `device`."""
     return (
@@ -56,7 +56,7 @@ def tensor(
     )
 
 
-def targets(problem: Problem, device: torch.device) -> torch.Tensor:
+def targets(problem: AnyProblem, device: torch.device) -> torch.Tensor:
     """T as torch wants it for the problem's loss (class labels stay integers)."""
     if problem.loss == "cross-entropy" and problem.T.ndim == 1:
         return torch.from_numpy(problem.T.astype(np.int64)).to(device)

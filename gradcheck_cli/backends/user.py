@@ -4,7 +4,10 @@ Two call forms, told apart by the function's parameters:
 
 - the exercise form ``f(W, B, A, Y, T)``: ``A = [X, A1, ..., Ak]`` are the input and hidden
   activations of the forward pass, ``Y`` the output; returns ``DW`` or ``(DW, DB)``;
-- the general form ``f(X, T, W, B)``: returns ``(DW, DB)`` or ``(loss, DW, DB)``.
+- the general form ``f(X, T, W, B)``: returns ``(DW, DB)`` or ``(loss, DW, DB)``;
+- the params form ``f(X, T, params)`` (the only one for layered problems): ``params`` maps
+  every parameter's name (``0.weight``, or ``W0``, ``B0`` for an MLP) to its array; returns
+  a dict of gradients keyed the same way, or ``(loss, dict)``.
 
 The function gets fresh copies of every array in the problem's dtype, so a function that
 mutates its inputs cannot corrupt the other backends.
@@ -27,20 +30,24 @@ import numpy as np
 
 from .. import nn
 from ..errors import BackendError, InputError
-from ..problem import Gradients, Problem
+from ..problem import AnyProblem, Gradients, LayeredProblem, Problem
 from .base import Backend
+from .user_params import params_argument, split_named
 
 # How messages name a FILE:FUNC given by the user (the CLI says --user).
 USER_ARGUMENT = "user function"
 EXERCISE_FORM = "exercise"
 GENERAL_FORM = "general"
+PARAMS_FORM = "params"
 # Parameter names (lower-cased) that fix the call form without relying on their count.
 _FORM_NAMES = {
     ("w", "b", "a", "y", "t"): EXERCISE_FORM,
     ("x", "t", "w", "b"): GENERAL_FORM,
 }
 _FORM_BY_COUNT = {5: EXERCISE_FORM, 4: GENERAL_FORM}
-_EXPECTED_FORMS = "f(W, B, A, Y, T) or f(X, T, W, B)"
+# f(X, T, params): three arguments, the last named one of these (lower-cased).
+_PARAMS_NAMES = ("params", "parameters")
+_EXPECTED_FORMS = "f(W, B, A, Y, T) or f(X, T, W, B) or f(X, T, params)"
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,8 @@ def call_form(fn: Callable[..., Any], label: str) -> str:
     names = tuple(p.name.lower() for p in positional)
     if names in _FORM_NAMES:
         return _FORM_NAMES[names]
+    if len(names) == 3 and names[2] in _PARAMS_NAMES:
+        return PARAMS_FORM
     # Otherwise by count: the exercise form has five arguments, the general form four.
     for count in (len(required), len(positional)):
         if count in _FORM_BY_COUNT:
@@ -251,11 +260,14 @@ class UserBackend(Backend):
         backend.form = call_form(fn, label)
         return backend
 
-    def arguments(self, problem: Problem) -> tuple[Any, ...]:
+    def arguments(self, problem: AnyProblem) -> tuple[Any, ...]:
         """Fresh copies of the call's arguments in the problem's dtype."""
         dtype = np.dtype(problem.dtype)
         X = problem.X.astype(dtype)  # astype copies
         T = problem.T.copy() if problem.T.dtype.kind in "iu" else problem.T.astype(dtype)
+        if self.form == PARAMS_FORM:
+            return X, T, params_argument(problem)
+        assert isinstance(problem, Problem)  # gradients() refused the others
         W = [w.astype(dtype) for w in problem.weights]
         B = [b.astype(dtype) for b in problem.biases]
         if self.form == GENERAL_FORM:
@@ -264,7 +276,7 @@ class UserBackend(Backend):
         # Computed from copies, so the forward pass cannot alias what the user receives.
         return W, B, [a.copy() for a in As], Zs[-1].copy(), T
 
-    def gradients(self, problem: Problem) -> Gradients:
+    def gradients(self, problem: AnyProblem) -> Gradients:
         """Call the user's function; its result as Gradients, or BackendError if unusable."""
         if self.import_error is not None:
             exc = self.import_error
@@ -273,11 +285,22 @@ class UserBackend(Backend):
                 _user_frames_only(exc, self.spec.path),
             )
         assert self.function is not None
+        if isinstance(problem, LayeredProblem) and self.form != PARAMS_FORM:
+            raise InputError(
+                f"{self.name}: a layered problem calls f(X, T, params) -> dict of gradients "
+                f"keyed by parameter name ({', '.join(problem.parameter_names)}); this "
+                f"function has the {self.form} form of an MLP",
+                arguments=(USER_ARGUMENT,),
+            )
         try:
             with redirect_stdout(sys.stderr):  # stdout belongs to the report (--json must parse)
                 result = self.function(*self.arguments(problem))
         except (Exception, SystemExit) as exc:  # the user's code raising is its failure
             raise BackendError(_one_line(exc), _user_frames_only(exc, self.spec.path)) from None
+        if self.form == PARAMS_FORM:
+            loss, named = split_named(result)
+            return Gradients(loss=_loss_value(loss) if loss is not None else None, named=named)
+        assert isinstance(problem, Problem)
         loss, dw, db = split_result(result, self.form, problem.depth)
         DW = _array_list(dw, "DW", problem.depth)
         DB = _array_list(db, "DB", problem.depth) if db is not None else None

@@ -18,7 +18,7 @@ from ..verdict.policy import REFERENCES
 from .application import stderr
 
 if TYPE_CHECKING:
-    from ..problem import Problem
+    from ..problem import AnyProblem
 
 
 def _choices(name: str, values: Iterable[str]) -> Any:
@@ -91,7 +91,7 @@ def load(
     loss: Loss,
     dtype: DType,
     negative_slope: float,
-) -> Problem:
+) -> AnyProblem:
     """Load the problem of `run`/`inspect`; input warnings go to stderr, one line each."""
     from ..inputs.loading import load_problem
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..nn import ACTIVATIONS, DEFAULT_NEGATIVE_SLOPE, LOSSES
-from ..problem import DTYPES, Problem
+from ..problem import DTYPES, AnyProblem, Problem
 from .readers import (
     CSV_SUFFIXES,
     TORCH_SUFFIXES,
@@ -227,13 +227,27 @@ def load_problem(
     loss: str = "mse",
     dtype: str = "float64",
     negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
-) -> Problem:
+    layers: Any = None,
+    model: Any = None,
+) -> AnyProblem:
     """Load a Problem from --data / --params files or a --utils file (default: the bundled one).
 
     --data: .npz with X, T (and maybe W0.., B0..) or .csv with X and T columns;
     --params: .npz with W0.., B0.. or a .pt/.pth state_dict of an nn.Sequential;
     --utils: a Python file with getdata() -> (X, T) and getparams() -> (W, B) (it is executed).
+    With `layers` (an architecture's text) or `model` (an nn.Sequential, or "FILE:FUNC" that
+    returns one: it is executed), a LayeredProblem (see inputs.layered).
     """
+    if layers is not None or model is not None:
+        if utils is not None:
+            raise InputError(
+                "give either utils or layers/model, not both", arguments=("utils", "layers")
+            )
+        from .layered import load_layered_problem
+
+        return load_layered_problem(
+            data, params, layers=layers, model=model, loss=loss, dtype=dtype
+        )
     options: dict[str, Any] = dict(
         activation=activation, loss=loss, dtype=dtype, negative_slope=negative_slope
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..problem import Gradients, Problem
+from ..problem import AnyProblem, Gradients, LayeredProblem
 from .mistakes import activation_variants, fit_factor, name_factor, relative_residual
 
 # A model explains the data when its relative residual is within this many times the check's
@@ -76,7 +76,7 @@ class Diagnoser:
 
     def __init__(
         self,
-        problem: Problem,
+        problem: AnyProblem,
         reference: Mapping[str, np.ndarray],
         usable: Mapping[str, np.ndarray] | None = None,
         rtol: float = 1e-5,
@@ -98,7 +98,12 @@ class Diagnoser:
     def variants(self) -> dict[str, Gradients]:
         """The activation-mistake variants, computed once on first use."""
         if self._variants is None:
-            self._variants = activation_variants(self.problem)
+            if isinstance(self.problem, LayeredProblem):
+                from .layer_mistakes import layered_variants
+
+                self._variants = layered_variants(self.problem)
+            else:
+                self._variants = activation_variants(self.problem)
         return self._variants
 
     def _models(self, name: str, shape: tuple[int, ...]) -> list[Model]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .. import nn
-from ..problem import Problem
+from ..problem import AnyProblem, LayeredProblem, Problem
 
 # A low-precision unit counts as at its kink within this many times the largest
 # rounding error measured in its layer (relative to the size of its terms).
@@ -56,8 +56,12 @@ class RoundingNoise:
     bounds: dict[str, float] = field(default_factory=dict)
 
 
-def rounding_noise(problem: Problem) -> RoundingNoise:
+def rounding_noise(problem: AnyProblem) -> RoundingNoise:
     """The measured rounding noise of `problem.dtype` (zero for float64), and kink flips."""
+    if isinstance(problem, LayeredProblem):
+        from .layered_precision import layered_rounding_noise
+
+        return layered_rounding_noise(problem)
     piecewise = nn.activation(problem.activation).has_kink
     patterns = _patterns(problem, problem.X, problem.weights, problem.biases)
     flips: dict[str, np.ndarray] = {}

@@ -1,0 +1,185 @@
+"""Layered problems: validation into a LayeredProblem, and loading from files or a model.
+
+The architecture comes from a live nn.Sequential (`model`), from `--model FILE:FUNC`, or
+from its text (`--layers`, see architecture.py); the parameters from the model, from a
+`--params` file (a state_dict .pt, or an .npz with the same keys) or from the data file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..nn import LOSSES
+from ..nn import network as net
+from ..nn.layer_spec import Layer
+from ..nn.layers import parameter_shapes
+from ..problem import DTYPES, LayeredProblem
+from .architecture import parse_layers
+from .loading import (
+    BUNDLED_NAME,
+    _as_float64,
+    _check_choice,
+    _check_targets,
+    _numeric,
+    _read_data,
+    bundled_problem_path,
+)
+from .models import layers_of_model, load_model_function
+from .readers import TORCH_SUFFIXES, _tensor_to_numpy, _torch_load_message, check_file, read_npz
+
+# Buffers a state_dict holds beside parameters; training-mode batch norm does not use them.
+BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def _named_layers(layers: Sequence[Layer]) -> list[Layer]:
+    """Layers without a name are named by their position, as in an nn.Sequential."""
+    named = [layer if layer.name else replace(layer, name=str(i)) for i, layer in enumerate(layers)]
+    seen: set[str] = set()
+    for layer in named:
+        if layer.name in seen:
+            raise InputError(f"two layers named {layer.name!r}")
+        seen.add(layer.name)
+    return named
+
+
+def _check_batch_norm(layers: Sequence[Layer], shapes: list[tuple[int, ...]], samples: int) -> None:
+    for layer, shape in zip(layers, shapes):
+        if layer.kind.startswith("BatchNorm") and samples * int(np.prod(shape[1:])) < 2:
+            raise InputError(
+                f"layer {layer.name} {layer.text()}: batch norm in training mode needs more "
+                f"than one value per channel, and there is 1 sample of shape {shape}"
+            )
+
+
+def make_layered_problem(
+    X: object,
+    T: object,
+    layers: Sequence[Layer],
+    params: Mapping[str, object],
+    *,
+    loss: str = "mse",
+    dtype: str = "float64",
+    source: str = "arrays",
+) -> LayeredProblem:
+    """Validate arrays, layers and options and build a LayeredProblem (values as float64)."""
+    _check_choice("loss", loss, LOSSES)
+    _check_choice("dtype", dtype, DTYPES)
+    if not layers:
+        raise InputError(f"{source}: the network has no layers")
+    layers = _named_layers(layers)
+    Xa = _as_float64("X", X, source)
+    if Xa.ndim < 2:
+        raise InputError(f"{source}: X has shape {Xa.shape}; expected (samples, ...)")
+    try:
+        shapes = net.output_shapes(layers, Xa.shape[1:])
+    except InputError as exc:
+        raise InputError(f"{source}: {exc} (X has shape {Xa.shape})") from None
+    if len(shapes[-1]) != 1:
+        raise InputError(
+            f"{source}: the network's output has shape {shapes[-1]} per sample; the loss takes "
+            "(outputs,) per sample (end the network with Flatten and Linear)"
+        )
+    _check_batch_norm(layers, [Xa.shape[1:], *shapes[:-1]], Xa.shape[0])
+    expected = {
+        net.qualified(layer, key): (layer, shape)
+        for layer in layers
+        for key, shape in parameter_shapes(layer).items()
+    }
+    buffers = {net.qualified(layer, b) for layer in layers for b in BUFFERS}
+    missing = [name for name in expected if name not in params]
+    extra = [name for name in params if name not in expected and name not in buffers]
+    if missing or extra:
+        problems = []
+        if missing:
+            problems.append(f"{', '.join(missing)} missing")
+        if extra:
+            problems.append(f"{', '.join(extra)} not a parameter of these layers")
+        raise InputError(
+            f"{source}: {'; '.join(problems)} (the layers have {', '.join(expected) or 'none'}; "
+            f"given: {', '.join(params) or 'none'})"
+        )
+    arrays = {}
+    for name, (layer, shape) in expected.items():
+        array = _as_float64(name, params[name], source)
+        if array.shape != shape:
+            raise InputError(
+                f"{source}: {name} has shape {array.shape}; layer {layer.name} {layer.text()} "
+                f"expects {shape}"
+            )
+        arrays[name] = array
+    Ta = _check_targets(_numeric("T", T, source), Xa.shape[0], shapes[-1][0], loss, source)
+    return LayeredProblem(
+        X=Xa, T=Ta, layers=tuple(layers), params=arrays, loss=loss, dtype=dtype, source=source
+    )
+
+
+def read_named_state_dict(path: str | Path, what: str = "params file") -> dict[str, np.ndarray]:
+    """Every tensor of a saved state_dict as float64 NumPy, keyed as saved."""
+    path = check_file(path, what)
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any failure to read a user's file is bad input, not a bug
+        raise InputError(_torch_load_message(path, what, exc)) from None
+    if not isinstance(state, dict):
+        raise InputError(
+            f"{what} {path}: holds a {type(state).__name__}, expected a state_dict "
+            "(save model.state_dict())"
+        )
+    arrays = {}
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise InputError(
+                f"{what} {path}: {key} is a {type(value).__name__}, expected a tensor "
+                "(a training checkpoint? save model.state_dict() alone)"
+            )
+        arrays[str(key)] = _tensor_to_numpy(value, str(key), path, what)
+    return arrays
+
+
+def _read_named_params(path: Path) -> dict[str, np.ndarray]:
+    if path.suffix.lower() in TORCH_SUFFIXES:
+        return read_named_state_dict(path)
+    return read_npz(path, "params file")
+
+
+def load_layered_problem(
+    data: str | Path | None = None,
+    params: str | Path | None = None,
+    *,
+    layers: str | Sequence[Layer] | None = None,
+    model: Any = None,
+    loss: str = "mse",
+    dtype: str = "float64",
+) -> LayeredProblem:
+    """A LayeredProblem from files: X and T from `data` (default: the bundled problem's),
+    the layers from `layers` (text or Layers) or `model` (an nn.Sequential or "FILE:FUNC",
+    which runs that file), the parameters from `params` (.pt state_dict or .npz), else from
+    the model, else from the data file's other keys."""
+    if (layers is None) == (model is None):
+        raise InputError("give the architecture as layers or as model (one of them)")
+    data_path = Path(data) if data is not None else bundled_problem_path()
+    arrays = _read_data(data_path)
+    parts = [BUNDLED_NAME if data is None else str(data_path)]
+    if model is not None:
+        if isinstance(model, str):
+            parts.append(model)
+            model = load_model_function(model)
+        found, named = layers_of_model(model)
+    else:
+        found = parse_layers(layers) if isinstance(layers, str) else list(layers or [])
+        named = {k: v for k, v in arrays.items() if k not in ("X", "T")}
+    if params is not None:
+        named = _read_named_params(Path(params))
+        parts.append(str(params))
+    source = " + ".join(parts)
+    return make_layered_problem(
+        arrays["X"], arrays["T"], found, named, loss=loss, dtype=dtype, source=source
+    )
