@@ -7,6 +7,10 @@ Nothing here is a test; test modules import from here, never from each other.
 from __future__ import annotations
 
 import copy
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,6 +19,8 @@ from torch import nn
 from gradcheck_cli.inputs import make_layered_problem
 from gradcheck_cli.inputs.models import layers_of_model
 from gradcheck_cli.problem import LayeredProblem
+
+USER_CORPUS = Path(__file__).resolve().parent / "user_corpus"
 
 
 def conv_net(seed: int = 0) -> tuple[nn.Sequential, np.ndarray, np.ndarray]:
@@ -100,47 +106,14 @@ def max_rel(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
     return worst
 
 
-def numpy_student(problem: LayeredProblem, *, flip_kernel=False, route_all=False, no_mean=False):  # type: ignore[no-untyped-def]
-    """A student's hand-written backprop of the issue's conv network, f(X, T, params) -> dict,
-    with one of the issue's mistakes on request (written here, independent of the package)."""
+STUDENT = USER_CORPUS / "conv_net.py"
 
-    def backprop(X, T, params):  # type: ignore[no-untyped-def]
-        W, b = params["0.weight"], params["0.bias"]
-        V, c = params["4.weight"], params["4.bias"]
-        N = X.shape[0]
-        xp = np.pad(X, ((0, 0), (0, 0), (1, 1), (1, 1)))
-        Z = np.zeros((N, 4, 8, 8))
-        for i in range(3):
-            for j in range(3):
-                Z += np.einsum("nhw,o->nohw", xp[:, 0, i : i + 8, j : j + 8], W[:, 0, i, j])
-        Z += b[None, :, None, None]
-        A = np.maximum(Z, 0)
-        windows = A.reshape(N, 4, 4, 2, 4, 2).transpose(0, 1, 2, 4, 3, 5).reshape(N, 4, 4, 4, 4)
-        P = windows.max(axis=-1)
-        F = P.reshape(N, 64)
-        Y = F @ V.T + c
-        S = np.exp(Y - Y.max(axis=1, keepdims=True))
-        S /= S.sum(axis=1, keepdims=True)
-        dY = S.copy()
-        dY[np.arange(N), T] -= 1
-        if not no_mean:
-            dY /= N
-        dV, dc = dY.T @ F, dY.sum(axis=0)
-        dP = (dY @ V).reshape(N, 4, 4, 4)
-        if route_all:
-            dwin = np.repeat(dP[..., None], 4, axis=-1)
-        else:
-            first = windows.argmax(axis=-1)
-            dwin = np.zeros_like(windows)
-            np.put_along_axis(dwin, first[..., None], dP[..., None], axis=-1)
-        dA = dwin.reshape(N, 4, 4, 4, 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(N, 4, 8, 8)
-        dZ = dA * (Z > 0)
-        dW = np.zeros_like(W)
-        for i in range(3):
-            for j in range(3):
-                dW[:, 0, i, j] = np.einsum("nohw,nhw->o", dZ, xp[:, 0, i : i + 8, j : j + 8])
-        if flip_kernel:
-            dW = dW[:, :, ::-1, ::-1].copy()
-        return {"0.weight": dW, "0.bias": dZ.sum(axis=(0, 2, 3)), "4.weight": dV, "4.bias": dc}
 
-    return backprop
+def student(name: str = "correct") -> Callable[..., Any]:
+    """A function of tests/user_corpus/conv_net.py: a student's NumPy backprop of conv_net."""
+    spec = importlib.util.spec_from_file_location("conv_net_student", STUDENT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    function: Callable[..., Any] = getattr(module, name)
+    return function

@@ -18,8 +18,10 @@ from .options import (
     DataOption,
     DType,
     DTypeOption,
+    LayersOption,
     Loss,
     LossOption,
+    ModelOption,
     NegativeSlopeOption,
     ParamsOption,
     UtilsOption,
@@ -28,7 +30,17 @@ from .options import (
 from .run_command import run
 
 # The options of `run` that `inspect` shares: a project's config describes one problem.
-_INSPECT_CONFIG_KEYS = ("data", "params", "utils", "activation", "negative_slope", "loss", "dtype")
+_INSPECT_CONFIG_KEYS = (
+    "data",
+    "params",
+    "utils",
+    "activation",
+    "negative_slope",
+    "loss",
+    "dtype",
+    "layers",
+    "model",
+)
 
 
 def _apply_config_to_inspect(ctx: typer.Context, value: Path | None) -> Path | None:
@@ -65,12 +77,14 @@ def inspect_command(
             "dtype) are the defaults, as for run. Default: the nearest pyproject.toml.",
         ),
     ] = None,
+    layers: LayersOption = None,
+    model: ModelOption = None,
 ) -> None:
     """Show the loaded problem (architecture, shapes, statistics) without computing gradients."""
     from ..inputs.inspection import inspect_problem
 
     with exit_codes():
-        problem = load(data, params, utils, activation, loss, dtype, negative_slope)
+        problem = load(data, params, utils, activation, loss, dtype, negative_slope, layers, model)
         inspection = inspect_problem(problem)
     if as_json:
         sys.stdout.write(json.dumps(inspection.to_dict(), indent=2) + "\n")

@@ -56,7 +56,7 @@ ParamsOption = Annotated[
     Path | None,
     typer.Option(
         help=".npz with W0.., B0.., or a .pt/.pth state_dict of an nn.Sequential of Linear "
-        "layers (overrides those in --data)."
+        "layers (overrides those in --data); with --layers or --model, of those layers."
     ),
 ]
 UtilsOption = Annotated[
@@ -64,6 +64,21 @@ UtilsOption = Annotated[
     typer.Option(
         help="Python file with getdata() -> (X, T) and getparams() -> (W, B), as in the "
         "exercise. This RUNS the file's code: use only files you trust. Not with --data/--params."
+    ),
+]
+LayersOption = Annotated[
+    str | None,
+    typer.Option(
+        help="The architecture of --params (a state_dict does not record its layers), as "
+        "print(model) shows it, e.g. 'Conv2d(1,4,3,padding=1), ReLU, MaxPool2d(2), Flatten, "
+        "Linear(64,10)'. Layers are named 0, 1, ... (or (name): prefixes), as in an nn.Sequential."
+    ),
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        help="FILE:FUNC: a function returning an nn.Sequential; its layers and weights are "
+        "checked (--params overrides the weights). This RUNS the file's code."
     ),
 ]
 ActivationOption = Annotated[Activation, typer.Option(help="Hidden-layer activation.")]
@@ -91,6 +106,8 @@ def load(
     loss: Loss,
     dtype: DType,
     negative_slope: float,
+    layers: str | None = None,
+    model: str | None = None,
 ) -> AnyProblem:
     """Load the problem of `run`/`inspect`; input warnings go to stderr, one line each."""
     from ..inputs.loading import load_problem
@@ -105,6 +122,8 @@ def load(
             loss=loss.value,
             dtype=dtype.value,
             negative_slope=negative_slope,
+            layers=layers,
+            model=model,
         )
     for w in caught:
         stderr.print(

@@ -25,8 +25,10 @@ from .options import (
     DType,
     DTypeOption,
     FDMode,
+    LayersOption,
     Loss,
     LossOption,
+    ModelOption,
     NegativeSlopeOption,
     OutputFormat,
     ParamsOption,
@@ -197,6 +199,8 @@ def run(
             "differences), or auto (backends when two built-ins run, else fd)."
         ),
     ] = Reference("auto"),
+    layers: LayersOption = None,
+    model: ModelOption = None,
 ) -> None:
     """Compute the gradients with every backend, compare them, and exit 1 if any disagrees."""
     from ..verdict import CheckOptions, run_checks
@@ -205,7 +209,7 @@ def run(
         output = _output_format(ctx, output_format, as_json)
         _check_output_dir(junit, summary)
         start = time.perf_counter()
-        problem = load(data, params, utils, activation, loss, dtype, negative_slope)
+        problem = load(data, params, utils, activation, loss, dtype, negative_slope, layers, model)
         load_seconds = time.perf_counter() - start
         names = backend or list(BUILTIN_BACKENDS)
         if len(set(names)) != len(names):

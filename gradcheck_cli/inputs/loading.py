@@ -292,7 +292,16 @@ def _read_data(path: Path) -> dict[str, np.ndarray]:
 def _read_params(path: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """W0.., B0.. of a --params file: a torch state_dict (.pt/.pth) or an .npz."""
     if path.suffix.lower() in TORCH_SUFFIXES:
-        return read_state_dict(path)
+        try:
+            return read_state_dict(path)
+        except InputError as exc:
+            if "Linear" not in str(exc):
+                raise
+            # A state_dict does not record its layers: the MLP reading is only a guess.
+            raise InputError(
+                f"{exc} (layers gives the architecture of a network of other kinds of layer)",
+                arguments=("layers",),
+            ) from None
     if _is_csv(path):
         raise InputError(f"params file {path}: a CSV cannot hold parameters; use .npz or .pt")
     arrays = read_npz(path, "params file")

@@ -302,7 +302,7 @@ def make_layer(kind: str, *args: Any, name: str = "", **kwargs: Any) -> Layer:
     validated against the table: unknown options, unsupported values and missing ones are
     InputErrors naming the layer."""
     spec = layer_kind(kind)
-    label = f"{kind}{f' ({name})' if name else ''}"
+    label = kind
     if len(args) > len(spec.arguments):
         raise InputError(
             f"{label}: takes at most {len(spec.arguments)} arguments "
