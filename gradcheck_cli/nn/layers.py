@@ -338,6 +338,14 @@ def make_layer(kind: str, *args: Any, name: str = "", **kwargs: Any) -> Layer:
                 )
             continue
         options.append((arg.name, converted))
+    found = dict(options)
+    if (
+        "stride" in found
+        and found["stride"] == found.get("kernel_size")
+        and spec.name.endswith("Pool2d")
+    ):
+        # A pool's stride defaults to its kernel size: one layer, one spelling.
+        options = [(k, None if k == "stride" else v) for k, v in options]
     return Layer(kind, tuple(options), name)
 
 

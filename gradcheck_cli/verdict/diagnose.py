@@ -254,6 +254,8 @@ class Diagnoser:
     def rejected_hints(self, grads: Gradients) -> list[str]:
         """Hints for gradients that failed validation (wrong shapes): what each array looks like."""
         hints: list[str] = []
+        if grads.named is not None:
+            return self._rejected_named(grads.named)
         for label, arrays, prefix in (("DW", grads.dW, "W"), ("DB", grads.dB, "B")):
             for i, g in enumerate(arrays or ()):
                 name = f"{prefix}{i}"
@@ -277,6 +279,28 @@ class Diagnoser:
                     hint = self.explain_shape(f"{label}[{i}]", name, array)
                 if hint:
                     hints.append(hint)
+        return hints
+
+    def _rejected_named(self, named: Mapping[str, np.ndarray]) -> list[str]:
+        """rejected_hints for gradients keyed by name: what each array of a wrong shape is."""
+        hints = []
+        for name, g in named.items():
+            try:
+                array = np.asarray(g, dtype=np.float64)
+            except (TypeError, ValueError):
+                continue
+            ref = self.reference.get(name)
+            if ref is None:
+                continue
+            if array.shape != ref.shape:
+                hint = self.explain_shape(name, name, array)
+            elif np.all(np.isfinite(array)):
+                explanation = self.explain(name, array)
+                hint = f"{name}: {explanation.message}" if explanation else None
+            else:
+                hint = None
+            if hint:
+                hints.append(hint)
         return hints
 
     def summary(self, explanations: Mapping[str, Explanation]) -> list[str]:
