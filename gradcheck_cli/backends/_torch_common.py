@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import numpy as np
@@ -61,6 +62,29 @@ def targets(problem: AnyProblem, device: torch.device) -> torch.Tensor:
     if problem.loss == "cross-entropy" and problem.T.ndim == 1:
         return torch.from_numpy(problem.T.astype(np.int64)).to(device)
     return tensor(problem.T, problem, device)
+
+
+@contextmanager
+def ieee_float32() -> Iterator[None]:
+    """Float32 convolutions and matrix products as IEEE float32 while inside: torch lets GPUs
+    compute float32 convolutions in TF32 (a 10-bit mantissa) by default, whose error a
+    gradient check would rightly call a mistake."""
+    cudnn_conv = getattr(torch.backends.cudnn, "conv", None)
+    matmul = torch.backends.cuda.matmul
+    if cudnn_conv is not None and hasattr(cudnn_conv, "fp32_precision"):
+        saved = (cudnn_conv.fp32_precision, matmul.fp32_precision)
+        cudnn_conv.fp32_precision = matmul.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            cudnn_conv.fp32_precision, matmul.fp32_precision = saved
+        return
+    legacy = (torch.backends.cudnn.allow_tf32, matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, matmul.allow_tf32 = legacy
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ..nn.layers import parameter_shapes
 from ..nn.network import qualified
 from ..problem import AnyProblem, Gradients, LayeredProblem
-from ._torch_common import lookup, resolve_device, targets, tensor, to_numpy
+from ._torch_common import ieee_float32, lookup, resolve_device, targets, tensor, to_numpy
 from .base import Backend
 
 # One entry per activation and loss of gradcheck_cli.nn, written with torch.nn.functional.
@@ -78,7 +78,8 @@ class TorchFunctional(Backend):
     def gradients(self, problem: AnyProblem) -> Gradients:
         """Loss and gradients by autograd in `problem.dtype` on the chosen device."""
         if isinstance(problem, LayeredProblem):
-            return self._layered(problem)
+            with ieee_float32():
+                return self._layered(problem)
         act = lookup(ACTIVATIONS, problem.activation, "activation")
         loss_fn = lookup(LOSSES, problem.loss, "loss")
         device = resolve_device(self.device)

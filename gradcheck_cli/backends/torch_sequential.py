@@ -14,7 +14,15 @@ from torch import nn
 from ..nn.layers import parameter_shapes
 from ..nn.network import qualified
 from ..problem import AnyProblem, Gradients, LayeredProblem
-from ._torch_common import TORCH_DTYPES, lookup, resolve_device, targets, tensor, to_numpy
+from ._torch_common import (
+    TORCH_DTYPES,
+    ieee_float32,
+    lookup,
+    resolve_device,
+    targets,
+    tensor,
+    to_numpy,
+)
 from .base import Backend
 
 # One entry per activation and loss of gradcheck_cli.nn, written with torch.nn modules.
@@ -83,7 +91,8 @@ class TorchSequential(Backend):
     def gradients(self, problem: AnyProblem) -> Gradients:
         """Loss and gradients from module parameters' .grad, transposed back to (in, out)."""
         if isinstance(problem, LayeredProblem):
-            return self._layered(problem)
+            with ieee_float32():
+                return self._layered(problem)
         make_activation = lookup(ACTIVATION_MODULES, problem.activation, "activation")
         make_loss = lookup(LOSS_MODULES, problem.loss, "loss")
         device = resolve_device(self.device)

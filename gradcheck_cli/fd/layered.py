@@ -20,6 +20,7 @@ from .. import nn
 from ..nn import network
 from ..nn.layers import layer_kind, parameter_shapes
 from ..problem import LayeredProblem
+from . import slices
 from .lines import EPS64, Progress
 
 # Perturbed copies per chunk are bounded so that a chunk's largest layer (output, plus its
@@ -48,6 +49,7 @@ class LayeredEntryLosses:
             self.T = self.T.astype(np.float64)
         self.N = self.X.shape[0]
         self.outputs, self.caches = network.forward(self.layers, self.params, self.X)
+        self.inputs = [self.X, *self.outputs[:-1]]
         self.patterns = network.kink_patterns(self.caches)
         self.loss = nn.loss(problem.loss)
         self.rows0 = self.loss.rows(self.outputs[-1], self.T, self.N)
@@ -92,23 +94,29 @@ class LayeredEntryLosses:
     ) -> tuple[np.ndarray, np.ndarray]:
         copies = flat.size
         base = self.outputs[index]
-        y = np.empty((copies, *base.shape))
-        y[...] = base
         layer = self.layers[index]
-        kind = layer_kind(layer.kind)
-        assert kind.perturb is not None  # every layer with parameters has one
-        kind.perturb(
-            layer,
-            network.layer_params(layer, self.params),
-            self.caches[index],
-            key,
-            flat,
-            deltas,
-            y,
-        )
-        x = y.reshape(copies * self.N, *base.shape[1:])
-        crossed = np.zeros(copies, dtype=bool)
-        for j in range(index + 1, len(self.layers)):
+        local = network.layer_params(layer, self.params)
+        changed = slices.start(layer, local, self.caches[index], key, flat, deltas, base)
+        if changed is not None:  # one channel changed: carry it alone while it stays one
+            y, first, crossed = slices.walk(
+                self.layers,
+                self.params,
+                self.inputs,
+                self.outputs,
+                self.patterns,
+                changed,
+                index + 1,
+                self.N,
+            )
+        else:
+            y = np.empty((copies, *base.shape))
+            y[...] = base
+            kind = layer_kind(layer.kind)
+            assert kind.perturb is not None  # every layer with parameters has one
+            kind.perturb(layer, local, self.caches[index], key, flat, deltas, y)
+            first, crossed = index + 1, np.zeros(copies, dtype=bool)
+        x = y.reshape(copies * self.N, *y.shape[2:])
+        for j in range(first, len(self.layers)):
             above = self.layers[j]
             spec = layer_kind(above.kind)
             x, cache = spec.forward(
