@@ -175,15 +175,11 @@ class LayeredProblem:
         """The same problem at other parameter values (same names and shapes)."""
         return replace(self, params=dict(params))
 
-    def zero_by_structure(self) -> list[str]:
-        """Parameters whose gradient is exactly zero whatever the data: the bias of a layer
-        right before a batch norm (which subtracts the batch mean of every channel)."""
-        zero = []
-        for layer, after in zip(self.layers, self.layers[1:]):
-            bias = layered.qualified(layer, "bias")
-            if after.kind.startswith("BatchNorm") and bias in self.params:
-                zero.append(bias)
-        return zero
+    def zero_gradients(self) -> list[str]:
+        """Parameters whose gradient is exactly zero at these parameters because a batch norm
+        ahead cancels what they do (nn.network.zero_gradients), e.g. the bias right before it."""
+        _, caches = layered.forward(self.layers, self.params, self.X)
+        return layered.zero_gradients(self.layers, self.input_shape, caches)
 
     def summary(self) -> dict[str, object]:
         """The JSON `problem` object."""

@@ -189,3 +189,72 @@ def gradient_rounding(
         delta, grads = kind.magnitude_backward(layer, layer_params(layer, params), caches[i], delta)
         found.update({qualified(layer, k): float(np.max(g)) for k, g in grads.items()})
     return {name: found[name] for name in parameter_names(layers)}
+
+
+# A piecewise-linear unit this close to its kink (relative to its layer's largest input)
+# counts as on neither piece: rounding could put it on either.
+KINK_MARGIN = 1e-9
+
+
+def _one_piece(layer: Layer, cache: Cache | None) -> bool:
+    """Whether every channel of a ReLU/LeakyReLU/ELU sits on one linear piece at this data
+    (all its units on one side, none near the kink): a shift the same for every sample
+    then passes it as a shift (times the piece's slope)."""
+    if cache is None or layer.kind not in ("ReLU", "LeakyReLU", "ELU"):
+        return False
+    x, side = cache["x"], cache["pattern"]
+    if np.any(np.abs(x) <= KINK_MARGIN * float(np.abs(x).max(initial=0.0))):
+        return False
+    if layer.kind == "ELU":  # its negative piece is not linear
+        return bool(side.all())
+    axes = tuple(a for a in range(side.ndim) if a != 1)
+    return bool(np.all(side.all(axis=axes) | (~side).all(axis=axes)))
+
+
+def _shift_cancelled(
+    layers: Sequence[Layer], ndim: int, caches: Sequence[Cache] | None = None
+) -> bool:
+    """Whether a batch norm ahead cancels a shift added to every sample alike (a bias): it
+    passes affine layers unchanged in kind (the same for every sample), and piecewise-linear
+    activations whose channels each sit on one piece at this data (with `caches`), and a
+    batch norm subtracts it with the batch mean, exactly when it is also the same at every
+    position of a channel (or there are no positions). Any other nonlinearity keeps it."""
+    uniform = True  # the same at every position of a channel
+    for k, layer in enumerate(layers):
+        o = layer.opts
+        if layer.kind.startswith("BatchNorm"):
+            return ndim == 2 or uniform
+        if layer.kind == "Flatten":
+            ndim = 2 if o["end_dim"] in (-1, ndim - 1) and o["start_dim"] == 1 else ndim
+        elif layer.kind in ("Conv2d", "AvgPool2d"):
+            uniform = uniform and o["padding"] == (0, 0)  # borders see part of it
+        elif layer.kind == "MaxPool2d":
+            if not uniform:  # max(x + c) = max(x) + c only for c the same over the window
+                return False
+        elif layer.kind not in ("Identity", "Linear") and not _one_piece(
+            layer, caches[k] if caches is not None else None
+        ):
+            return False
+    return False
+
+
+def zero_gradients(
+    layers: Sequence[Layer],
+    input_shape: tuple[int, ...],
+    caches: Sequence[Cache] | None = None,
+) -> list[str]:
+    """Parameters whose gradient is exactly zero because a batch norm ahead cancels what they
+    do: a bias (a shift the same for every sample) that reaches the batch norm through affine
+    layers only, whatever the data; with the forward's `caches`, also through ReLU-like
+    layers each of whose channels sits on one linear piece at this data. (A batch norm also
+    nearly cancels the scale of each channel, but only nearly: its eps keeps a gradient of
+    about eps / variance of the terms, which is checked like any other.)"""
+    shapes = output_shapes(layers, input_shape)
+    zero = []
+    for i, layer in enumerate(layers):
+        ahead = caches[i + 1 :] if caches is not None else None
+        if "bias" in parameter_shapes(layer) and _shift_cancelled(
+            layers[i + 1 :], len(shapes[i]) + 1, ahead
+        ):
+            zero.append(qualified(layer, "bias"))
+    return zero

@@ -107,11 +107,19 @@ def flip_allowance(noise: RoundingNoise | None, name: str) -> np.ndarray | float
     return KINK_FLIP_FACTOR * noise.kink_flips[name]
 
 
-def kink_alternative(noise: RoundingNoise | None, name: str) -> np.ndarray | None:
-    """With one unit at its kink: the jump to the other value a correct entry may take."""
+def kink_alternative(
+    noise: RoundingNoise | None, name: str, reference: np.ndarray
+) -> np.ndarray | None:
+    """With one unit at its kink: the other value a correct entry may take, the side of the
+    kink that `reference` is not on (a median of backends may sit on either)."""
     if noise is None or noise.kink_units != 1 or name not in noise.kink_jumps:
         return None
-    return noise.kink_jumps[name]
+    jump = noise.kink_jumps[name]
+    base = noise.kink_base.get(name)
+    if base is None:
+        return np.asarray(reference + jump)
+    other = base + jump
+    return np.asarray(np.where(np.abs(reference - base) <= np.abs(reference - other), other, base))
 
 
 def noise_allowance(noise: RoundingNoise | None, name: str) -> np.ndarray | float:
@@ -161,9 +169,9 @@ def compare_parameter(
     mask = judged(reference, name)
     abs_err = np.abs(g - ref)
     base = base_allowance(reference, name, tolerance)
-    jump = kink_alternative(reference.noise, name)
-    if jump is not None:  # either side of the one unit at its kink, nothing in between
-        bad = mask & ~(abs_err <= base) & ~(np.abs(g - (ref + jump)) <= base)
+    alternative = kink_alternative(reference.noise, name, ref)
+    if alternative is not None:  # either side of the one unit at its kink, nothing between
+        bad = mask & ~(abs_err <= base) & ~(np.abs(g - alternative) <= base)
     else:
         bad = mask & ~(abs_err <= base + flip_allowance(reference.noise, name))
     worst: tuple[int, ...] | None = None

@@ -11,8 +11,9 @@
   two largest values are within rounding of each other, and in float32 whatever the float32
   run put on the other side. All of them are toggled at once (ReLU side; the window's
   runner-up, or float32's pick) and the float64 gradient's change is the per-entry jump, as
-  for the MLP. Windows tied at exactly 0 (all inputs clipped by a ReLU) are left out: their
-  routing cannot change a gradient.
+  for the MLP, and each one alone (up to MAX_SINGLE_UNITS): the allowance per entry is the
+  sum of their jumps, which bounds any subset a backend may flip. Windows tied at exactly 0
+  (all inputs clipped by a ReLU) are left out: their routing cannot change a gradient.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from ..problem import LayeredProblem
 from .precision import KINK_MARGIN, PERTURBATION_ULPS, PERTURBATIONS, RoundingNoise
 
 Patterns = list[np.ndarray | None]
+# Units at their kink whose jumps are measured one by one (one backprop each).
+MAX_SINGLE_UNITS = 16
 
 
 def _arrays(
@@ -47,11 +50,14 @@ def _backprop(
     return loss, {n: g.astype(np.float64) for n, g in grads.items()}
 
 
-def _terms(problem: LayeredProblem) -> int:
-    """The most terms one output of a layer sums (its fan-in): how far summation order moves it."""
-    shapes = [parameter_shapes(layer) for layer in problem.layers]
-    fan_in = [int(np.prod(s["weight"][1:])) for s in shapes if len(s.get("weight", ())) > 1]
-    return max(fan_in, default=1)
+def _terms(problem: LayeredProblem, index: int) -> int:
+    """How many terms the sums behind layer `index`'s input add up (the fan-in of the nearest
+    Linear or Conv2d before it): how far another summation order may move them."""
+    for layer in reversed(problem.layers[:index]):
+        weight = parameter_shapes(layer).get("weight", ())
+        if layer.kind in ("Linear", "Conv2d"):
+            return int(np.prod(weight[1:]))
+    return 1
 
 
 def _kinks(
@@ -59,7 +65,6 @@ def _kinks(
 ) -> tuple[Patterns, int]:
     """The patterns with every unit at its kink toggled, and how many were."""
     u = float(np.finfo(np.dtype(problem.dtype)).eps) / 2
-    scale = (_terms(problem) + 2) * u
     toggled: Patterns = []
     count = 0
     for i, (layer, cache) in enumerate(zip(problem.layers, caches)):
@@ -70,12 +75,15 @@ def _kinks(
         other = low[i]["pattern"] if low is not None else pattern
         if layer.kind in PIECEWISE:
             x, size = cache["x"], sizes[i]
-            bound = scale * size
+            bound = (_terms(problem, i) + 2) * u * size
             if low is not None:
                 measured = np.abs(low[i]["x"].astype(np.float64) - x) / np.where(
                     size > 0, size, 1.0
                 )
-                bound = bound + KINK_MARGIN * float(measured.max()) * size
+                # Per channel: a normalisation makes the relative error channel-specific
+                # (a channel of small variance loses digits the others keep).
+                axes = tuple(a for a in range(measured.ndim) if a != 1)
+                bound = bound + KINK_MARGIN * measured.max(axis=axes, keepdims=True) * size
             near = (np.abs(x) <= bound) | (other != pattern)
             toggled.append(pattern ^ near)
         elif cache["values"].shape[-1] < 2:  # a 1x1 max-pool picks from one value
@@ -86,7 +94,7 @@ def _kinks(
             order = np.argsort(values, axis=-1, kind="stable")
             best = np.take_along_axis(values, order[..., -1:], axis=-1)[..., 0]
             second = np.take_along_axis(values, order[..., -2:-1], axis=-1)[..., 0]
-            width = float(np.max(sizes[i])) * scale * 2
+            width = float(np.max(sizes[i])) * (_terms(problem, i) + 2) * u * 2
             near = (best - second <= width) & ~((best == 0) & (second == 0))
             runner_up = np.where(order[..., -1] == pattern, order[..., -2], order[..., -1])
             changed = other != pattern
@@ -94,6 +102,35 @@ def _kinks(
             toggled.append(np.where(changed, other, np.where(near, runner_up, pattern)))
         count += int(near.sum())
     return toggled, count
+
+
+def _flips(
+    problem: LayeredProblem,
+    patterns: Patterns,
+    toggled: Patterns,
+    base: dict[str, np.ndarray],
+    jumps: dict[str, np.ndarray],
+    units: int,
+) -> dict[str, np.ndarray]:
+    """Per entry, how far any subset of the units at their kink may move the gradient by
+    taking the other side: the sum of each unit's own jump (toggling them all at once can
+    cancel jumps that a backend taking only some of them shows). Above MAX_SINGLE_UNITS
+    units, the jump of toggling all (the MLP's measure)."""
+    if units == 1 or units > MAX_SINGLE_UNITS:
+        return {n: np.abs(j) for n, j in jumps.items()}
+    total = {n: np.zeros_like(b) for n, b in base.items()}
+    for i, (was, now) in enumerate(zip(patterns, toggled)):
+        if was is None or now is None:
+            continue
+        for flat in np.flatnonzero(np.asarray(was != now).reshape(-1)):
+            single = list(patterns)
+            one = np.array(was, copy=True)
+            one.reshape(-1)[flat] = np.asarray(now).reshape(-1)[flat]
+            single[i] = one
+            _, moved = _backprop(problem, "float64", single)
+            for n in total:
+                total[n] += np.abs(moved[n] - base[n])
+    return total
 
 
 def _perturbed(problem: LayeredProblem, rng: np.random.Generator, eps: float) -> LayeredProblem:
@@ -119,6 +156,7 @@ def layered_rounding_noise(problem: LayeredProblem) -> RoundingNoise:
         _, low_caches = network.forward(problem.layers, params_low, Xl)
     flips: dict[str, np.ndarray] = {}
     jumps: dict[str, np.ndarray] = {}
+    base: dict[str, np.ndarray] = {}
     units = 0
     if any(p is not None for p in patterns):
         sizes = network.magnitudes(problem.layers, params, X, caches)
@@ -127,7 +165,7 @@ def layered_rounding_noise(problem: LayeredProblem) -> RoundingNoise:
             _, base = _backprop(problem, "float64", patterns)
             _, other = _backprop(problem, "float64", toggled)
             jumps = {n: other[n] - base[n] for n in base}
-            flips = {n: np.abs(j) for n, j in jumps.items()}
+            flips = _flips(problem, patterns, toggled, base, jumps, units)
     loss64, exact = _backprop(problem, "float64", patterns)
     rng = np.random.default_rng(0)
     spread = {n: 0.0 for n in exact}
@@ -139,9 +177,9 @@ def layered_rounding_noise(problem: LayeredProblem) -> RoundingNoise:
         spread_loss = max(spread_loss, abs(moved_loss - loss64))
     bounds = network.gradient_rounding(problem.layers, params, X, T, problem.loss, eps)
     if problem.dtype == "float64":
-        return RoundingNoise(spread, spread_loss, flips, jumps, units, bounds)
+        return RoundingNoise(spread, spread_loss, flips, jumps, units, bounds, base)
     low_loss, low = _backprop(problem, problem.dtype, patterns)
     noise = {n: max(float(np.abs(low[n] - exact[n]).max()), spread[n]) for n in exact}
     bound = network.loss_rounding(problem.layers, params, X, T, problem.loss, eps)
     loss = max(abs(low_loss - problem.float64_loss()), bound)
-    return RoundingNoise(noise, loss, flips, jumps, units, bounds)
+    return RoundingNoise(noise, loss, flips, jumps, units, bounds, base)

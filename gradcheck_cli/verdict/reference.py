@@ -42,7 +42,7 @@ def exactly_zero(problem: AnyProblem, reference: Reference) -> Reference:
     the parameter 'unresolved', while any nonzero mistake there shows against 0."""
     if not isinstance(problem, LayeredProblem):
         return reference
-    zero = [n for n in problem.zero_by_structure() if n in reference.estimates]
+    zero = [n for n in problem.zero_gradients() if n in reference.estimates]
     if not zero:
         return reference
     estimates, error = dict(reference.estimates), dict(reference.error)

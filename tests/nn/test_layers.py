@@ -37,7 +37,7 @@ def test_numpy_backprop_matches_torch_autograd(net, loss):
     value, grads = network.gradients(problem.layers, problem.params, problem.X, problem.T, loss)
     ref_loss, ref = torch_gradients(model, X, T, loss)
     assert value == pytest.approx(ref_loss, rel=1e-13)
-    zero = set(problem.zero_by_structure())
+    zero = set(problem.zero_gradients())
     for name, g in grads.items():
         scale = np.abs(ref[name]).max() if name not in zero else 1.0
         assert np.abs(g - ref[name]).max() <= 1e-12 * scale, name
@@ -118,3 +118,37 @@ def test_batch_norm_statistics_are_per_copy():
     assert np.allclose(both[0], np.concatenate(alone))
     expected = nn.functional.batch_norm(torch.tensor(b), None, None, training=True).numpy()
     assert np.allclose(alone[1], expected)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_gradients_zero_gradients_are_zero(seed):
+    # Whatever the model, what zero_gradients names is zero in torch autograd's gradient
+    # (to rounding), at random data: it is never a parameter that matters.
+    from tests.layered_helpers import random_model
+
+    model, X, T, _ = random_model(seed, "mse", "ordinary")
+    problem = problem_of(model, X, T, "mse")
+    _, grads = torch_gradients(model, X, T, "mse")
+    scale = max(float(np.abs(g).max()) for g in grads.values())
+    for name in problem.zero_gradients():
+        assert np.abs(grads[name]).max() <= 1e-12 * scale, (problem.architecture(), name)
+
+
+def test_what_a_batch_norm_cancels():
+    def zero(*layers):  # type: ignore[no-untyped-def]
+        named = [make_layer(k, *a, name=str(i), **kw) for i, (k, a, kw) in enumerate(layers)]
+        return network.zero_gradients(named, (1, 6, 6))
+
+    conv, bn = ("Conv2d", (1, 2, 3), {}), ("BatchNorm2d", (2,), {})
+    assert zero(conv, bn) == ["0.bias"]
+    assert zero(("Conv2d", (1, 2, 1), {}), bn) == ["0.bias"]  # its eps keeps the scale's
+    assert zero(conv, ("ReLU", (), {}), bn) == []
+    assert zero(conv, ("MaxPool2d", (2,), {}), bn) == ["0.bias"]
+    assert zero(
+        ("Conv2d", (1, 2, 3), {"padding": 1}), ("Conv2d", (2, 2, 3), {"padding": 1}), bn
+    ) == ["1.bias"]
+    flat = ("Flatten", (), {})
+    assert zero(conv, flat, ("Linear", (32, 3), {}), ("BatchNorm1d", (3,), {})) == [
+        "0.bias",
+        "2.bias",
+    ]
