@@ -176,12 +176,23 @@ def gradient_rounding(
     T: np.ndarray,
     loss_name: str,
     eps: float,
+    output_error: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Per parameter, a bound on how far rounding dLoss/dY (eps x the size of its terms)
-    moves its largest gradient entry: that rounding carried back through the sizes of every
-    layer's terms (see nn.mlp.gradient_rounding)."""
+    """Per parameter, a bound on how far rounding dLoss/dY moves its largest gradient entry:
+    the rounding of dLoss/dY (eps x the size of its terms, as nn.mlp.gradient_rounding) and,
+    given `output_error` (per element of Y), that of Y carried into it, carried back through
+    the sizes of every layer's terms."""
     outputs, caches = forward(layers, params, X)
-    delta = ROUNDING_ULPS * eps * loss_named(loss_name).gradient_magnitude(outputs[-1], T)
+    loss = loss_named(loss_name)
+    Y = outputs[-1]
+    delta = ROUNDING_ULPS * eps * loss.gradient_magnitude(Y, T)
+    if output_error is not None:
+        # How far Y's own error moves dLoss/dY, per element: carried back with absolute
+        # values, it cannot cancel over the batch as one run's signed errors may.
+        delta = (
+            delta
+            + np.abs(loss.gradient(Y + output_error, T) - loss.gradient(Y - output_error, T)) / 2
+        )
     found: dict[str, float] = {}
     for i in reversed(range(len(layers))):
         layer = layers[i]

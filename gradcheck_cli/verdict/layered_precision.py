@@ -4,8 +4,9 @@
   by a few ulps, with every kink pattern (ReLU sides, max-pool argmaxes) held at the
   unperturbed one; float32: besides, the float32 backprop against the float64 one (same
   patterns).
-- `bounds`: the rounding of dLoss/dY carried back through the sizes of every layer's terms
-  (nn.network.gradient_rounding).
+- `bounds`: the rounding of dLoss/dY, and of Y (OUTPUT_FACTOR x its measured error, per
+  element, so that one run's errors cancelling over the batch cannot shrink it), carried
+  back through the sizes of every layer's terms (nn.network.gradient_rounding).
 - Kink flips, approximated: a ReLU/LeakyReLU/ELU input within rounding of 0 (a bound from
   the size of its terms, and in float32 the measured float32 error), a max-pool window whose
   two largest values are within rounding of each other, and in float32 whatever the float32
@@ -31,6 +32,9 @@ from .precision import KINK_MARGIN, PERTURBATION_ULPS, PERTURBATIONS, RoundingNo
 Patterns = list[np.ndarray | None]
 # Units at their kink whose jumps are measured one by one (one backprop each).
 MAX_SINGLE_UNITS = 16
+# The output error another implementation may show, in units of the largest measured one
+# (this run's float32 against float64, and the spread at inputs moved by a few ulps).
+OUTPUT_FACTOR = 4.0
 
 
 def _arrays(
@@ -48,6 +52,13 @@ def _backprop(
     X, T, params = _arrays(problem, dtype)
     loss, grads = network.gradients(problem.layers, params, X, T, problem.loss, patterns)
     return loss, {n: g.astype(np.float64) for n, g in grads.items()}
+
+
+def _output(problem: LayeredProblem, dtype: str, patterns: Patterns) -> np.ndarray:
+    """The network's output Y in `dtype` (as float64), with the kink patterns imposed."""
+    X, _, params = _arrays(problem, dtype)
+    outputs, _ = network.forward(problem.layers, params, X, patterns=patterns)
+    return np.asarray(outputs[-1], dtype=np.float64)
 
 
 def _terms(problem: LayeredProblem, index: int) -> int:
@@ -167,15 +178,28 @@ def layered_rounding_noise(problem: LayeredProblem) -> RoundingNoise:
             jumps = {n: other[n] - base[n] for n in base}
             flips = _flips(problem, patterns, toggled, base, jumps, units)
     loss64, exact = _backprop(problem, "float64", patterns)
+    Y = _output(problem, "float64", patterns)
     rng = np.random.default_rng(0)
     spread = {n: 0.0 for n in exact}
     spread_loss = 0.0
+    output_error = np.zeros_like(Y)
     for _ in range(PERTURBATIONS):
-        moved_loss, moved = _backprop(_perturbed(problem, rng, eps), "float64", patterns)
+        moved_problem = _perturbed(problem, rng, eps)
+        moved_loss, moved = _backprop(moved_problem, "float64", patterns)
         for n, g in moved.items():
             spread[n] = max(spread[n], float(np.abs(g - exact[n]).max()))
         spread_loss = max(spread_loss, abs(moved_loss - loss64))
-    bounds = network.gradient_rounding(problem.layers, params, X, T, problem.loss, eps)
+        output_error = np.maximum(
+            output_error, np.abs(_output(moved_problem, "float64", patterns) - Y)
+        )
+    if problem.dtype != "float64":
+        output_error = np.maximum(
+            output_error, np.abs(_output(problem, problem.dtype, patterns) - Y)
+        )
+    # Another implementation's output error may be a few times this run's (OUTPUT_FACTOR).
+    bounds = network.gradient_rounding(
+        problem.layers, params, X, T, problem.loss, eps, OUTPUT_FACTOR * output_error
+    )
     if problem.dtype == "float64":
         return RoundingNoise(spread, spread_loss, flips, jumps, units, bounds, base)
     low_loss, low = _backprop(problem, problem.dtype, patterns)

@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 import gradcheck_cli
 from gradcheck_cli.nn import LOSSES
 from gradcheck_cli.problem import LayeredProblem
+from gradcheck_cli.verdict.policy import KINK_FLIP_FACTOR
+from gradcheck_cli.verdict.precision import rounding_noise
 from tests.layered_helpers import careful_user, degenerate, problem_of, random_model
 
 MISTAKES = ("entry", "factor", "sign", "zero", "transpose")
@@ -81,7 +83,9 @@ def mistake(
 )
 # Draws that once failed: the consensus on the other side of a unit at its kink than NumPy's
 # float64; biases a batch norm cancels through one-sided LeakyReLU/ELU units; a backend
-# flipping one of two units at their kink; a unit far from its kink behind a batch norm.
+# flipping one of two units at their kink; a unit far from its kink behind a batch norm; a
+# float32 torch output error adding up over the batch where NumPy's cancelled; a mistake
+# only where a unit at its kink moves the entry.
 @example(seed=2243224274, loss="mse", dtype="float32", point="kink", kind="zero", mistake_seed=784)
 @example(seed=1010849672, loss="mse", dtype="float64", point="kink", kind="entry", mistake_seed=310)
 @example(
@@ -130,5 +134,9 @@ def test_correct_gradients_pass_and_mistakes_above_the_sensitivity_fail(
     if drawn is None:
         return
     wrong, name, size = drawn
-    if size > sensitivity[name]:
+    # Where units at their kink move an entry, either side is right and the report's
+    # sensitivity leaves those entries aside: a mistake only there may pass.
+    flips = rounding_noise(problem).kink_flips.get(name, 0.0)
+    visible = np.abs(wrong[name] - correct[name]) > KINK_FLIP_FACTOR * flips
+    if size > sensitivity[name] and visible.any():
         assert not check(problem, wrong).ok, (problem.architecture(), kind, name, size)
