@@ -1,4 +1,5 @@
-"""PyTorch nn.Sequential of nn.Linear and activation modules, gradients read from .grad.
+"""PyTorch nn.Sequential of nn modules (an MLP's Linear and activation modules, or a layered
+problem's layers), gradients read from .grad.
 
 Importing this module imports torch (the registry imports it only when it is used).
 """
@@ -83,7 +84,7 @@ class TorchSequential(Backend):
     """The network as nn.Sequential; Linear.weight holds W transposed, as (out, in)."""
 
     name = "torch-sequential"
-    description = "PyTorch nn.Sequential of nn.Linear and activation modules"
+    description = "PyTorch nn.Sequential of nn modules (Linear, Conv2d, pools, norms, activations)"
 
     def __init__(self, device: str = "cpu") -> None:
         self.device = device
