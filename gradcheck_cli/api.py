@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +10,12 @@ from .backends import backend_names, create_backend
 from .backends.base import Backend
 from .backends.user import UserBackend
 from .errors import InputError
-from .inputs import load_problem, make_problem
+from .inputs import load_layered_problem, load_problem, make_layered_problem, make_problem
+from .inputs.architecture import parse_layers
+from .inputs.models import layers_of_model, model_from_file
 from .nn import DEFAULT_NEGATIVE_SLOPE
 from .outputs.notebook import NotebookReport
-from .problem import Problem
+from .problem import AnyProblem
 from .safety.budget import DEFAULT_MAX_INPUT_MB, budget_bytes
 from .safety.process import DEFAULT_TIMEOUT, check_timeout
 from .verdict import CheckOptions, Report, run_checks
@@ -28,7 +30,7 @@ def _problem(
     options: dict[str, Any],
     timeout: float,
     max_input_mb: float,
-) -> Problem:
+) -> AnyProblem:
     """A Problem from paths (as on the command line) or from arrays: data=(X, T), params=(W, B)."""
     data_is_arrays = isinstance(data, (tuple, list))
     params_is_arrays = isinstance(params, (tuple, list))
@@ -48,6 +50,58 @@ def _problem(
         )
     (X, T), (W, B) = data, params
     return make_problem(X, T, list(W), list(B), **options)
+
+
+def _layered_problem(
+    data: Any,
+    params: Any,
+    model: Any,
+    layers: Any,
+    options: dict[str, Any],
+    timeout: float,
+    max_input_mb: float,
+) -> AnyProblem:
+    """A LayeredProblem from a model (nn.Sequential or "FILE:FUNC") or layers (text or
+    Layers), with data=(X, T) as arrays or a path, and params a mapping, a path, or None."""
+    loss, dtype = options["loss"], options["dtype"]
+    if not isinstance(data, (tuple, list)):
+        if isinstance(params, Mapping):
+            raise InputError("give params as a file path when data is one", arguments=("params",))
+        return load_layered_problem(
+            data,
+            params,
+            layers=layers,
+            model=model,
+            loss=loss,
+            dtype=dtype,
+            timeout=timeout,
+            max_input_mb=max_input_mb,
+        )
+    if len(data) != 2:
+        raise InputError("data must be (X, T)", arguments=("data",))
+    if (model is None) == (layers is None):
+        raise InputError("give the architecture as model or as layers (one of them)")
+    if model is not None:
+        source = "model"
+        if isinstance(model, str):
+            budget = budget_bytes(max_input_mb)
+            found, named = model_from_file(model, timeout=timeout, max_bytes=budget)
+        else:
+            found, named = layers_of_model(model)
+    else:
+        source = "layers"
+        found, named = (parse_layers(layers) if isinstance(layers, str) else list(layers)), {}
+    if params is not None:
+        if not isinstance(params, Mapping):
+            raise InputError(
+                "params of a layered model: a mapping of state_dict names to arrays (e.g. "
+                "model.state_dict()), or a file path",
+                arguments=("params",),
+            )
+        named = dict(params)
+    return make_layered_problem(
+        data[0], data[1], found, named, loss=loss, dtype=dtype, source=source
+    )
 
 
 def _user_backends(
@@ -87,7 +141,7 @@ def check(
     data: Any = None,
     params: Any = None,
     utils: str | Path | None = None,
-    problem: Problem | None = None,
+    problem: AnyProblem | None = None,
     activation: str = "relu",
     loss: str = "mse",
     dtype: str = "float64",
@@ -99,6 +153,8 @@ def check(
     reference: str = "auto",
     timeout: float = DEFAULT_TIMEOUT,
     max_input_mb: float = DEFAULT_MAX_INPUT_MB,
+    model: Any = None,
+    layers: Any = None,
 ) -> Report:
     """Check your gradient functions against the built-in backends and finite differences.
 
@@ -116,6 +172,11 @@ def check(
     function's failure (for `utils`, an InputError). A function object runs in this process,
     as it is: it may be a closure that another process could not import. Each input file may
     declare at most `max_input_mb` MB of arrays.
+
+    Beyond the MLP: `model` (a torch nn.Sequential, whose weights are the parameters, or
+    "FILE:FUNC" returning one) or `layers` (the architecture as text, as `print(model)` shows
+    it, with `params` a state_dict mapping or file), with `data=(X, T)`; your functions then
+    take f(X, T, params) and return a dict of gradients keyed by state_dict name.
     """
     options: dict[str, Any] = dict(
         activation=activation, loss=loss, dtype=dtype, negative_slope=negative_slope
@@ -125,10 +186,14 @@ def check(
         check_timeout(timeout)
     except ValueError as exc:
         raise InputError(str(exc), arguments=("timeout",)) from None
-    if problem is None:
+    if problem is None and (model is not None or layers is not None):
+        if utils is not None:
+            raise InputError("give either utils or model/layers, not both")
+        problem = _layered_problem(data, params, model, layers, options, timeout, max_input_mb)
+    elif problem is None:
         problem = _problem(data, params, utils, options, timeout, max_input_mb)
-    elif data is not None or params is not None or utils is not None:
-        raise InputError("give either problem= or data/params/utils, not both")
+    elif any(v is not None for v in (data, params, utils, model, layers)):
+        raise InputError("give either problem= or data/params/utils/model/layers, not both")
     if isinstance(backends, str):  # backends="numpy" would otherwise be read letter by letter
         backends = [backends]
     names = list(backends) if backends is not None else backend_names()

@@ -19,7 +19,7 @@ BUILTIN_BACKENDS: dict[str, tuple[str, str, str]] = {
     "torch-sequential": (
         "torch_sequential",
         "TorchSequential",
-        "PyTorch nn.Sequential of nn.Linear and activation modules",
+        "PyTorch nn.Sequential of nn modules (Linear, Conv2d, pools, norms, activations)",
     ),
 }
 TORCH_BACKENDS = ("torch-functional", "torch-sequential")

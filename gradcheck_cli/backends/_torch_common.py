@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 from ..errors import InputError
-from ..problem import Problem
+from ..problem import AnyProblem
 
 TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 V = TypeVar("V")
@@ -46,7 +47,7 @@ def resolve_device(device: str) -> torch.device:
 
 
 def tensor(
-    array: np.ndarray, problem: Problem, device: torch.device, **kwargs: Any
+    array: np.ndarray, problem: AnyProblem, device: torch.device, **kwargs: Any
 ) -> torch.Tensor:
     """`array` as a tensor of the problem's dtype on `device`."""
     return (
@@ -56,11 +57,34 @@ def tensor(
     )
 
 
-def targets(problem: Problem, device: torch.device) -> torch.Tensor:
+def targets(problem: AnyProblem, device: torch.device) -> torch.Tensor:
     """T as torch wants it for the problem's loss (class labels stay integers)."""
     if problem.loss == "cross-entropy" and problem.T.ndim == 1:
         return torch.from_numpy(problem.T.astype(np.int64)).to(device)
     return tensor(problem.T, problem, device)
+
+
+@contextmanager
+def ieee_float32() -> Iterator[None]:
+    """Float32 convolutions and matrix products as IEEE float32 while inside: torch lets GPUs
+    compute float32 convolutions in TF32 (a 10-bit mantissa) by default, whose error a
+    gradient check would rightly call a mistake."""
+    cudnn_conv = getattr(torch.backends.cudnn, "conv", None)
+    matmul = torch.backends.cuda.matmul
+    if cudnn_conv is not None and hasattr(cudnn_conv, "fp32_precision"):
+        saved = (cudnn_conv.fp32_precision, matmul.fp32_precision)
+        cudnn_conv.fp32_precision = matmul.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            cudnn_conv.fp32_precision, matmul.fp32_precision = saved
+        return
+    legacy = (torch.backends.cudnn.allow_tf32, matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, matmul.allow_tf32 = legacy
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:

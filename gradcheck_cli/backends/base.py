@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from ..problem import Gradients, Problem
+from ..problem import AnyProblem, Gradients
 
 
 class Backend(ABC):
@@ -15,5 +15,6 @@ class Backend(ABC):
     description: str = ""
 
     @abstractmethod
-    def gradients(self, problem: Problem) -> Gradients:
-        """Compute the loss and its gradients in `problem.dtype`."""
+    def gradients(self, problem: AnyProblem) -> Gradients:
+        """Compute the loss and its gradients in `problem.dtype` (an MLP Problem, or a
+        LayeredProblem: then Gradients.named, keyed by state_dict name)."""

@@ -7,12 +7,14 @@ from typing import Any
 import numpy as np
 
 from .. import nn
-from ..problem import Gradients, Problem
+from ..nn import network
+from ..problem import AnyProblem, Gradients, LayeredProblem
 from .base import Backend
 
 
 class NumpyBackprop(Backend):
-    """Forward pass, then the chain rule layer by layer from the output back (nn.mlp)."""
+    """Forward pass, then the chain rule layer by layer from the output back (nn.mlp, or
+    nn.network and the layer table for layered problems)."""
 
     name = "numpy"
     description = "hand-written NumPy forward and backward pass"
@@ -20,10 +22,16 @@ class NumpyBackprop(Backend):
     def __init__(self, **_options: Any) -> None:
         pass
 
-    def gradients(self, problem: Problem) -> Gradients:
+    def gradients(self, problem: AnyProblem) -> Gradients:
         """Loss and exact gradients by backpropagation in `problem.dtype`."""
         dtype = np.dtype(problem.dtype)
         T = problem.T if problem.T.dtype.kind in "iu" else problem.T.astype(dtype)
+        if isinstance(problem, LayeredProblem):
+            params = {n: p.astype(dtype) for n, p in problem.params.items()}
+            value, named = network.gradients(
+                problem.layers, params, problem.X.astype(dtype), T, problem.loss
+            )
+            return Gradients(loss=value, named=named)
         loss, dW, dB = nn.gradients(
             problem.X.astype(dtype),
             T,

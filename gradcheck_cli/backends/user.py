@@ -4,7 +4,10 @@ Two call forms, told apart by the function's parameters:
 
 - the exercise form ``f(W, B, A, Y, T)``: ``A = [X, A1, ..., Ak]`` are the input and hidden
   activations of the forward pass, ``Y`` the output; returns ``DW`` or ``(DW, DB)``;
-- the general form ``f(X, T, W, B)``: returns ``(DW, DB)`` or ``(loss, DW, DB)``.
+- the general form ``f(X, T, W, B)``: returns ``(DW, DB)`` or ``(loss, DW, DB)``;
+- the params form ``f(X, T, params)`` (the only one for layered problems): ``params`` maps
+  every parameter's name (``0.weight``, or ``W0``, ``B0`` for an MLP) to its array; returns
+  a dict of gradients keyed the same way, or ``(loss, dict)``.
 
 A function named by FILE:FUNC runs in a child process (`gradcheck_cli.safety`): whatever it
 does there (exit, crash, hang past the timeout, change torch's global state, print) is its own
@@ -32,13 +35,14 @@ import numpy as np
 
 from .. import nn
 from ..errors import BackendError, InputError, did_you_mean
-from ..problem import Gradients, Problem
+from ..problem import AnyProblem, Gradients, LayeredProblem, Problem
 from ..safety.budget import DEFAULT_MAX_BYTES, size_text
 from ..safety.process import DEFAULT_TIMEOUT, ChildFailure, ChildProcess, check_timeout
 from ..safety.values import (
     Unusable,
     exception_line,
     gradients_of,
+    named_gradients_of,
     signature_of,
     user_frames_only,
 )
@@ -48,13 +52,16 @@ from .base import Backend
 USER_ARGUMENT = "user function"
 EXERCISE_FORM = "exercise"
 GENERAL_FORM = "general"
+PARAMS_FORM = "params"
 # Parameter names (lower-cased) that fix the call form without relying on their count.
 _FORM_NAMES = {
     ("w", "b", "a", "y", "t"): EXERCISE_FORM,
     ("x", "t", "w", "b"): GENERAL_FORM,
 }
 _FORM_BY_COUNT = {5: EXERCISE_FORM, 4: GENERAL_FORM}
-_EXPECTED_FORMS = "f(W, B, A, Y, T) or f(X, T, W, B)"
+# f(X, T, params): three arguments, the last named one of these (lower-cased).
+_PARAMS_NAMES = ("params", "parameters")
+_EXPECTED_FORMS = "f(W, B, A, Y, T) or f(X, T, W, B) or f(X, T, params)"
 
 
 @dataclass(frozen=True)
@@ -87,13 +94,16 @@ def parse_user_spec(spec: str) -> UserSpec:
 
 
 def _form_of(parameters: list[list[Any]] | None, label: str) -> str:
-    """EXERCISE_FORM or GENERAL_FORM from [name, has_default, positional] triples."""
+    """EXERCISE_FORM, GENERAL_FORM or PARAMS_FORM from [name, has_default, positional]
+    triples."""
     if parameters is None:
         raise InputError(f"{label}: cannot read its signature; expected {_EXPECTED_FORMS}")
     positional = [(str(name), bool(default)) for name, default, pos in parameters if pos]
     names = tuple(name.lower() for name, _ in positional)
     if names in _FORM_NAMES:
         return _FORM_NAMES[names]
+    if len(names) == 3 and names[2] in _PARAMS_NAMES:
+        return PARAMS_FORM
     # Otherwise by count: the exercise form has five arguments, the general form four.
     required = [name for name, default in positional if not default]
     for count in (len(required), len(positional)):
@@ -104,7 +114,7 @@ def _form_of(parameters: list[list[Any]] | None, label: str) -> str:
 
 
 def call_form(fn: Callable[..., Any], label: str) -> str:
-    """EXERCISE_FORM or GENERAL_FORM from the function's parameters; InputError if neither."""
+    """The call form from the function's parameters; InputError if none fits."""
     return _form_of(signature_of(fn), label)
 
 
@@ -227,11 +237,14 @@ class UserBackend(Backend):
         backend.max_bytes = DEFAULT_MAX_BYTES
         return backend
 
-    def arguments(self, problem: Problem) -> tuple[Any, ...]:
+    def arguments(self, problem: AnyProblem) -> tuple[Any, ...]:
         """Fresh copies of the call's arguments in the problem's dtype."""
         dtype = np.dtype(problem.dtype)
         X = problem.X.astype(dtype)  # astype copies
         T = problem.T.copy() if problem.T.dtype.kind in "iu" else problem.T.astype(dtype)
+        if self.form == PARAMS_FORM:
+            return X, T, params_argument(problem)
+        assert isinstance(problem, Problem)  # gradients() refused the others
         W = [w.astype(dtype) for w in problem.weights]
         B = [b.astype(dtype) for b in problem.biases]
         if self.form == GENERAL_FORM:
@@ -240,8 +253,15 @@ class UserBackend(Backend):
         # Computed from copies, so the forward pass cannot alias what the user receives.
         return W, B, [a.copy() for a in As], Zs[-1].copy(), T
 
-    def gradients(self, problem: Problem) -> Gradients:
+    def gradients(self, problem: AnyProblem) -> Gradients:
         """Call the user's function; its result as Gradients, or BackendError if unusable."""
+        if isinstance(problem, LayeredProblem) and self.form != PARAMS_FORM:
+            raise InputError(
+                f"{self.name}: a layered problem calls f(X, T, params) -> dict of gradients "
+                f"keyed by parameter name ({', '.join(problem.parameter_names)}); this "
+                f"function has the {self.form} form of an MLP",
+                arguments=(USER_ARGUMENT,),
+            )
         if self.function is not None:
             return self._call_here(problem)
         if self._child is None and self.import_error is None:
@@ -255,20 +275,28 @@ class UserBackend(Backend):
         finally:
             self._close()
 
-    def _call_child(self, problem: Problem) -> Gradients:
+    def _call_child(self, problem: AnyProblem) -> Gradients:
         assert self._child is not None
         args = self.arguments(problem)
         arrays: dict[str, np.ndarray] = {}
         layout: list[Any] = []
-        names = ("X", "T", "W", "B") if self.form == GENERAL_FORM else ("W", "B", "A", "Y", "T")
+        names = {
+            GENERAL_FORM: ("X", "T", "W", "B"),
+            PARAMS_FORM: ("X", "T", "P"),
+        }.get(self.form, ("W", "B", "A", "Y", "T"))
         for name, value in zip(names, args):
-            if isinstance(value, list):
+            if isinstance(value, dict):  # the params form: parameters by name
+                keys = list(value)
+                layout.append({"keys": keys, "names": [f"{name}{i}" for i in range(len(keys))]})
+                arrays.update({f"{name}{i}": value[k] for i, k in enumerate(keys)})
+            elif isinstance(value, list):
                 layout.append([f"{name}{i}" for i in range(len(value))])
                 arrays.update({f"{name}{i}": v for i, v in enumerate(value)})
             else:
                 layout.append(name)
                 arrays[name] = value
-        request = {"kind": "call", "form": self.form, "depth": problem.depth, "args": layout}
+        depth = problem.depth if isinstance(problem, Problem) else 0
+        request = {"kind": "call", "form": self.form, "depth": depth, "args": layout}
         try:
             header, out = self._child.request(request, arrays, self.timeout)
         except ChildFailure as exc:
@@ -283,20 +311,27 @@ class UserBackend(Backend):
             raise BackendError(str(header["message"]), header.get("traceback"))
         if kind == "invalid":
             raise BackendError(str(header["message"]))
-        depth = problem.depth
         loss = header.get("loss")
+        if self.form == PARAMS_FORM:
+            keys = [str(k) for k in header.get("names", [])]
+            named = {k: out[f"G{i}"] for i, k in enumerate(keys)}
+            return Gradients(loss=float(loss) if loss is not None else None, named=named)
         return Gradients(
             loss=float(loss) if loss is not None else None,
             dW=tuple(out[f"DW{i}"] for i in range(depth)),
             dB=tuple(out[f"DB{i}"] for i in range(depth)) if header.get("has_db") else None,
         )
 
-    def _call_here(self, problem: Problem) -> Gradients:
+    def _call_here(self, problem: AnyProblem) -> Gradients:
         """The live function, called in this process (stdout still kept for the report)."""
         assert self.function is not None
         try:
             with redirect_stdout(sys.stderr):  # stdout belongs to the report (--json must parse)
                 result = self.function(*self.arguments(problem))
+            if self.form == PARAMS_FORM:
+                loss, named = named_gradients_of(result)
+                return Gradients(loss=loss, named=named)
+            assert isinstance(problem, Problem)
             loss, DW, DB = gradients_of(result, self.form, problem.depth)
         except Unusable as exc:
             raise BackendError(str(exc)) from None
@@ -349,3 +384,10 @@ def definition(path: Path, function: str) -> int | None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == function:
             return node.lineno
     return None
+
+
+def params_argument(problem: AnyProblem) -> dict[str, np.ndarray]:
+    """The params form's argument: fresh copies of every parameter in the problem's dtype,
+    keyed by name (state_dict names for a layered problem; W0.., B0.. for an MLP)."""
+    dtype = np.dtype(problem.dtype)
+    return {n: p.astype(dtype) for n, p in zip(problem.parameter_names, problem.parameters)}

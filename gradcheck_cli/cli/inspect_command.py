@@ -20,9 +20,11 @@ from .options import (
     DataOption,
     DType,
     DTypeOption,
+    LayersOption,
     Loss,
     LossOption,
     MaxInputOption,
+    ModelOption,
     NegativeSlopeOption,
     ParamsOption,
     TimeoutOption,
@@ -43,6 +45,8 @@ _INSPECT_CONFIG_KEYS = (
     "dtype",
     "timeout",
     "max_input_mb",
+    "layers",
+    "model",
 )
 
 
@@ -82,6 +86,8 @@ def inspect_command(
             "dtype) are the defaults, as for run. Default: the nearest pyproject.toml.",
         ),
     ] = None,
+    layers: LayersOption = None,
+    model: ModelOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Show the loaded problem (architecture, shapes, statistics) without computing gradients."""
@@ -96,6 +102,8 @@ def inspect_command(
             loss,
             dtype,
             negative_slope,
+            layers,
+            model,
             timeout=timeout,
             max_input_mb=max_input_mb,
         )

@@ -13,14 +13,14 @@ import typer
 from ..errors import InputError
 from ..fd import FD_MODES
 from ..nn import ACTIVATIONS, LOSSES
-from ..problem import DTYPES
+from ..problem import DTYPES, Problem
 from ..safety.budget import DEFAULT_MAX_INPUT_MB
 from ..safety.process import DEFAULT_TIMEOUT
 from ..verdict.policy import REFERENCES
 from .application import State, warn
 
 if TYPE_CHECKING:
-    from ..problem import Problem
+    from ..problem import AnyProblem
 
 
 def _choices(name: str, values: Iterable[str]) -> Any:
@@ -58,7 +58,7 @@ ParamsOption = Annotated[
     Path | None,
     typer.Option(
         help=".npz with W0.., B0.., or a .pt/.pth state_dict of an nn.Sequential of Linear "
-        "layers (overrides those in --data)."
+        "layers (overrides those in --data); with --layers or --model, of those layers."
     ),
 ]
 UtilsOption = Annotated[
@@ -66,6 +66,23 @@ UtilsOption = Annotated[
     typer.Option(
         help="Python file with getdata() -> (X, T) and getparams() -> (W, B), as in the "
         "exercise. This RUNS the file's code: use only files you trust. Not with --data/--params."
+    ),
+]
+LayersOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="<text>",
+        help="The architecture of --params (a state_dict does not record its layers), as "
+        "print(model) shows it, e.g. 'Conv2d(1,4,3,padding=1), ReLU, MaxPool2d(2), Flatten, "
+        "Linear(64,10)'. Layers are named 0, 1, ... (or (name): prefixes), as in an nn.Sequential.",
+    ),
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="<file:func>",
+        help="FILE:FUNC: a function returning an nn.Sequential; its layers and weights are "
+        "checked (--params overrides the weights). This RUNS the file's code, in its own process.",
     ),
 ]
 TimeoutOption = Annotated[
@@ -119,10 +136,12 @@ def load(
     loss: Loss,
     dtype: DType,
     negative_slope: float,
+    layers: str | None = None,
+    model: str | None = None,
     *,
     timeout: float = DEFAULT_TIMEOUT,
     max_input_mb: float = DEFAULT_MAX_INPUT_MB,
-) -> Problem:
+) -> AnyProblem:
     """Load the problem of `run`/`inspect`; input warnings go to stderr, one line each."""
     from ..inputs.loading import load_problem
     from ..safety.process import check_timeout
@@ -142,19 +161,21 @@ def load(
             loss=loss.value,
             dtype=dtype.value,
             negative_slope=negative_slope,
+            layers=layers,
+            model=model,
             timeout=timeout,
             max_input_mb=max_input_mb,
         )
     for w in caught:
         warn(str(w.message))
-    if problem.bundled:
+    if isinstance(problem, Problem) and problem.bundled:
         warn(
             "no --data, --params, --utils or [tool.gradcheck] table given: checking the bundled "
             f"exercise problem ({'-'.join(map(str, problem.layers))} {problem.activation} MLP), "
             "not a network of yours"
         )
     is_state_dict = params is not None and Path(params).suffix.lower() in (".pt", ".pth")
-    if is_state_dict and not State.activation_given:
+    if is_state_dict and layers is None and model is None and not State.activation_given:
         # A state_dict holds the Linear layers only: activation modules have no weights.
         warn(
             f"{params} is a state_dict, which holds no activation: assumed "

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import nn
-from ..problem import Problem
+from ..nn import network
+from ..problem import AnyProblem, LayeredProblem, Problem
 from .engine import evaluation_noise
+from .layered import layered_evaluation_noise
 from .lines import LineEstimates, Progress, estimate_lines
 
 
@@ -61,7 +63,7 @@ class DirectionalFD:
 
     def __init__(
         self,
-        problem: Problem,
+        problem: AnyProblem,
         count: int,
         seed: int,
         step: float,
@@ -80,7 +82,7 @@ class DirectionalFD:
         rng = np.random.default_rng(seed)
         bits = rng.integers(0, 2, size=(count, self.theta.size), dtype=np.int8)
         self.signs = (2 * bits - 1).astype(np.int8)
-        self.kinky = nn.activation(problem.activation).has_kink
+        self.kinky = isinstance(problem, Problem) and nn.activation(problem.activation).has_kink
         self.progress, self.done = progress, 0
         self.f0, _ = self._loss_at(self.theta, reference=True)
         self._cache: dict[tuple[str, ...], LineEstimates] = {}
@@ -98,20 +100,34 @@ class DirectionalFD:
         """Directions with no kink-free estimate (not judged)."""
         return int(self.along(tuple(self.names)).unresolved.sum())
 
+    def _forward(self, params: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
+        """The loss at these parameters (in `names` order) and the kink patterns."""
+        p = self.problem
+        T = np.asarray(p.T, dtype=np.float64) if np.asarray(p.T).dtype.kind == "f" else p.T
+        if isinstance(p, LayeredProblem):
+            X = np.asarray(p.X, dtype=np.float64)
+            outputs, caches = network.forward(p.layers, dict(zip(self.names, params)), X)
+            patterns = [q for q in network.kink_patterns(caches) if q is not None]
+            return nn.loss(p.loss).value(outputs[-1], T), patterns
+        k = p.depth
+        Z, _ = nn.forward(p.X, params[:k], params[k:], p.activation, p.negative_slope)
+        return nn.loss(p.loss).value(Z[-1], T), [z > 0 for z in Z[:-1]]
+
     def _loss_at(self, theta: np.ndarray, reference: bool = False) -> tuple[float, bool]:
         """Loss at the flat parameter vector theta, and whether an activation pattern changed."""
         p = self.problem
         params = [theta[self.slices[n]].reshape(a.shape) for n, a in zip(self.names, p.parameters)]
-        k = p.depth
-        Z, _ = nn.forward(p.X, params[:k], params[k:], p.activation, p.negative_slope)
-        T = np.asarray(p.T, dtype=np.float64) if np.asarray(p.T).dtype.kind == "f" else p.T
-        loss = nn.loss(p.loss).value(Z[-1], T)
+        loss, patterns = self._forward(params)
         if reference:
-            self.patterns = [z > 0 for z in Z[:-1]]
-            self.noise = evaluation_noise(p)
+            self.patterns = patterns
+            if isinstance(p, LayeredProblem):
+                self.kinky = bool(patterns)
+                self.noise = layered_evaluation_noise(p)
+            else:
+                self.noise = evaluation_noise(p)
             return loss, False
         crossed = self.kinky and any(
-            bool(((z > 0) != pattern).any()) for z, pattern in zip(Z[:-1], self.patterns)
+            bool((now != pattern).any()) for now, pattern in zip(patterns, self.patterns)
         )
         return loss, crossed
 

@@ -17,8 +17,10 @@ import numpy as np
 
 from .. import nn
 from ..errors import InputError
-from ..problem import Problem
+from ..nn import network
+from ..problem import AnyProblem, LayeredProblem
 from .engine import EntryLosses
+from .layered import LayeredEntryLosses
 from .lines import Progress, estimate_lines
 
 if TYPE_CHECKING:
@@ -125,7 +127,7 @@ def resolve_mode(mode: str, parameter_count: int) -> str:
     return mode
 
 
-def stratified_sample(problem: Problem, samples: int, seed: int) -> dict[str, np.ndarray]:
+def stratified_sample(problem: AnyProblem, samples: int, seed: int) -> dict[str, np.ndarray]:
     """Flat indices of `samples` entries: at least one per tensor, the rest by tensor size."""
     rng = np.random.default_rng(seed)
     sizes = np.array([p.size for p in problem.parameters])
@@ -160,7 +162,7 @@ def _scatter(
 
 
 def finite_differences(
-    problem: Problem,
+    problem: AnyProblem,
     step: float | None = None,
     *,
     mode: str = "full",
@@ -208,7 +210,11 @@ def finite_differences(
             f"unknown finite-difference mode {mode!r}; choose from {FD_MODES}", arguments=("fd",)
         )
 
-    entries = EntryLosses(problem, progress)
+    entries: EntryLosses | LayeredEntryLosses = (
+        LayeredEntryLosses(problem, progress)
+        if isinstance(problem, LayeredProblem)
+        else EntryLosses(problem, progress)
+    )
     entries.total = 4 * sum(idx.size for idx in chosen.values())
     estimates, error, checked, kinks, unresolved = {}, {}, {}, {}, {}
     for name, param in zip(problem.parameter_names, problem.parameters):
@@ -247,11 +253,13 @@ def finite_differences(
     )
 
 
-def one_at_a_time(problem: Problem, step: float = DEFAULT_FD_STEP) -> dict[str, np.ndarray]:
+def one_at_a_time(problem: AnyProblem, step: float = DEFAULT_FD_STEP) -> dict[str, np.ndarray]:
     """Plain central differences, one entry and two full forward passes at a time (slow).
 
     The unbatched reference the batched code is tested against; h_i = step * max(1, |theta_i|).
     """
+    if isinstance(problem, LayeredProblem):
+        return _layered_one_at_a_time(problem, step)
     weights = [np.array(w, dtype=np.float64) for w in problem.weights]
     biases = [np.array(b, dtype=np.float64) for b in problem.biases]
 
@@ -280,5 +288,29 @@ def one_at_a_time(problem: Problem, step: float = DEFAULT_FD_STEP) -> dict[str, 
             minus = loss()
             flat[j] = original
             out[j] = (plus - minus) / (2.0 * h)
+        estimates[name] = estimate
+    return estimates
+
+
+def _layered_one_at_a_time(problem: LayeredProblem, step: float) -> dict[str, np.ndarray]:
+    """one_at_a_time for a layered problem: two full forward passes per entry."""
+    params = {n: np.array(p, dtype=np.float64) for n, p in problem.params.items()}
+
+    def loss() -> float:
+        return network.network_loss(problem.layers, params, problem.X, problem.T, problem.loss)
+
+    estimates = {}
+    for name, array in params.items():
+        estimate = np.empty_like(array)
+        flat = array.reshape(-1)  # a view: writing it perturbs the live parameter
+        for j in range(flat.size):
+            original = flat[j]
+            h = step * max(1.0, abs(original))
+            flat[j] = original + h
+            plus = loss()
+            flat[j] = original - h
+            minus = loss()
+            flat[j] = original
+            estimate.reshape(-1)[j] = (plus - minus) / (2.0 * h)
         estimates[name] = estimate
     return estimates

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+from .layered import load_layered_problem, make_layered_problem
 from .loading import BUNDLED_NAME, InputWarning, bundled_problem_path, load_problem, make_problem
 
-__all__ = ["BUNDLED_NAME", "InputWarning", "bundled_problem_path", "load_problem", "make_problem"]
+__all__ = [
+    "BUNDLED_NAME",
+    "InputWarning",
+    "bundled_problem_path",
+    "load_layered_problem",
+    "load_problem",
+    "make_layered_problem",
+    "make_problem",
+]

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import nn
-from ..problem import Problem
+from ..nn import network
+from ..nn.layers import PIECEWISE, parameter_shapes
+from ..problem import AnyProblem, LayeredProblem
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,28 @@ class HiddenLayerStats:
 
 
 @dataclass(frozen=True)
+class LayerStats:
+    """One layer of a layered problem: what it is, its output shape, its parameters."""
+
+    name: str
+    layer: str  # as written, e.g. Conv2d(1, 4, 3, padding=1)
+    output_shape: tuple[int, ...]  # per sample
+    parameters: int
+    # Piecewise layers (ReLU sides): units never active on any sample; None for others.
+    dead_units: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON form."""
+        return {
+            "name": self.name,
+            "layer": self.layer,
+            "output_shape": list(self.output_shape),
+            "parameters": self.parameters,
+            "dead_units": self.dead_units,
+        }
+
+
+@dataclass(frozen=True)
 class Inspection:
     """The loaded problem, described: architecture, arrays, loss at the given parameters."""
 
@@ -61,16 +85,20 @@ class Inspection:
     loss_value: float
     arrays: tuple[ArrayStats, ...]
     hidden: tuple[HiddenLayerStats, ...]
+    layers: tuple[LayerStats, ...] = ()  # a layered problem's layers
 
     def to_dict(self) -> dict[str, object]:
         """JSON form (`gradcheck inspect --json`)."""
-        return {
+        out: dict[str, object] = {
             "source": self.source,
             "problem": self.summary,
             "loss_value": self.loss_value,
             "arrays": [a.to_dict() for a in self.arrays],
             "hidden_layers": [h.to_dict() for h in self.hidden],
         }
+        if self.layers:
+            out["layers"] = [layer.to_dict() for layer in self.layers]
+        return out
 
 
 def array_stats(name: str, array: np.ndarray) -> ArrayStats:
@@ -86,8 +114,39 @@ def array_stats(name: str, array: np.ndarray) -> ArrayStats:
     )
 
 
-def inspect_problem(problem: Problem) -> Inspection:
+def _inspect_layered(problem: LayeredProblem) -> Inspection:
+    """Describe a layered problem: each layer's output shape and parameter count."""
+    outputs, caches = network.forward(problem.layers, problem.params, problem.X)
+    stats = []
+    for layer, y, cache in zip(problem.layers, outputs, caches):
+        shapes = parameter_shapes(layer)
+        dead = None
+        if layer.kind in PIECEWISE:
+            dead = int((~cache["pattern"]).all(axis=0).sum())
+        stats.append(
+            LayerStats(
+                name=layer.name,
+                layer=layer.text(),
+                output_shape=tuple(int(n) for n in y.shape[1:]),
+                parameters=int(sum(int(np.prod(s)) for s in shapes.values())),
+                dead_units=dead,
+            )
+        )
+    named = [("X", problem.X), ("T", problem.T), *problem.params.items()]
+    return Inspection(
+        source=problem.source,
+        summary=problem.summary(),
+        loss_value=problem.float64_loss(),
+        arrays=tuple(array_stats(name, array) for name, array in named),
+        hidden=(),
+        layers=tuple(stats),
+    )
+
+
+def inspect_problem(problem: AnyProblem) -> Inspection:
     """Describe `problem`: one forward pass in float64 for the loss and hidden-unit statistics."""
+    if isinstance(problem, LayeredProblem):
+        return _inspect_layered(problem)
     pre_activations, _ = nn.forward(
         problem.X, problem.weights, problem.biases, problem.activation, problem.negative_slope
     )

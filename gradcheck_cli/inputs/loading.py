@@ -14,7 +14,7 @@ import numpy as np
 from .. import nn
 from ..errors import InputError
 from ..nn import ACTIVATIONS, DEFAULT_NEGATIVE_SLOPE, LOSSES
-from ..problem import BUNDLED_SOURCE, DTYPES, Problem
+from ..problem import BUNDLED_SOURCE, DTYPES, AnyProblem, Problem
 from ..safety.budget import DEFAULT_MAX_INPUT_MB, budget_bytes
 from ..safety.process import DEFAULT_TIMEOUT
 from .readers import (
@@ -275,9 +275,11 @@ def load_problem(
     loss: str = "mse",
     dtype: str = "float64",
     negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
+    layers: Any = None,
+    model: Any = None,
     timeout: float = DEFAULT_TIMEOUT,
     max_input_mb: float = DEFAULT_MAX_INPUT_MB,
-) -> Problem:
+) -> AnyProblem:
     """Load a Problem from --data / --params files or a --utils file (default: the bundled one).
 
     --data: .npz with X, T (and maybe W0.., B0..) or .csv with X and T columns;
@@ -285,7 +287,26 @@ def load_problem(
     --utils: a Python file with getdata() -> (X, T) and getparams() -> (W, B), run in a child
     process that may take `timeout` seconds. Each file may declare at most `max_input_mb` MB of
     arrays; that is checked before they are read.
+    With `layers` (an architecture's text) or `model` (an nn.Sequential, or "FILE:FUNC" that
+    returns one: it is executed), a LayeredProblem (see inputs.layered).
     """
+    if layers is not None or model is not None:
+        if utils is not None:
+            raise InputError(
+                "give either utils or layers/model, not both", arguments=("utils", "layers")
+            )
+        from .layered import load_layered_problem
+
+        return load_layered_problem(
+            data,
+            params,
+            layers=layers,
+            model=model,
+            loss=loss,
+            dtype=dtype,
+            timeout=timeout,
+            max_input_mb=max_input_mb,
+        )
     options: dict[str, Any] = dict(
         activation=activation, loss=loss, dtype=dtype, negative_slope=negative_slope
     )
@@ -340,7 +361,16 @@ def _read_data(path: Path, budget: int) -> dict[str, np.ndarray]:
 def _read_params(path: Path, budget: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """W0.., B0.. of a --params file: a torch state_dict (.pt/.pth) or an .npz."""
     if path.suffix.lower() in TORCH_SUFFIXES:
-        return read_state_dict(path, max_bytes=budget)
+        try:
+            return read_state_dict(path, max_bytes=budget)
+        except InputError as exc:
+            if "Linear" not in str(exc):
+                raise
+            # A state_dict does not record its layers: the MLP reading is only a guess.
+            raise InputError(
+                f"{exc} (layers gives the architecture of a network of other kinds of layer)",
+                arguments=("layers",),
+            ) from None
     if _is_csv(path):
         raise InputError(f"params file {path}: a CSV cannot hold parameters; use .npz or .pt")
     arrays = read_npz(path, "params file", max_bytes=budget)

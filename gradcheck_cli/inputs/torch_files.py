@@ -255,6 +255,36 @@ def read_state_dict(
     return _layers(state, path, what, max_bytes)
 
 
+def read_named_state_dict(
+    path: str | Path, what: str = "params file", *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> dict[str, np.ndarray]:
+    """Every tensor of a saved state_dict as float64 NumPy, keyed as saved (a layered
+    network's parameters and buffers), sized before it is loaded."""
+    path = check_file(path, what)
+    check_budget(f"{what} {path}", "the file is", path.stat().st_size, max_bytes)
+    import torch
+
+    scan = scan_file(path, what, max_bytes)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any failure to read a user's file is bad input, not a bug
+        raise InputError(_torch_load_message(path, what, exc, scan)) from None
+    if not isinstance(state, dict):
+        raise InputError(
+            f"{what} {path}: holds a {type(state).__name__}, expected a state_dict "
+            "(save model.state_dict())"
+        )
+    arrays = {}
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise InputError(
+                f"{what} {path}: {key} is a {type(value).__name__}, expected a tensor "
+                "(a training checkpoint? save model.state_dict() alone)"
+            )
+        arrays[str(key)] = _tensor_to_numpy(value, str(key), path, what)
+    return arrays
+
+
 def _layers(
     state: Any, path: Path, what: str, max_bytes: int
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:

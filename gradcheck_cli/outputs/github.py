@@ -24,6 +24,7 @@ from .verdicts import (
     backend_failure,
     backend_max,
     fd_failure,
+    first_entry_label,
     num,
     param_failure,
     parameter_rows,
@@ -169,7 +170,7 @@ def step_summary(report: Report) -> str:
         f"{_md(report.problem.describe())}. Errors are the max over entries against "
         f"{_md(report.reference_name)}; rtol {report.rtol:g}, atol {report.atol:g}.",
         "",
-        "| backend | loss | dE/dW0[0,0] | max abs err | max rel err | verdict |",
+        f"| backend | loss | {first_entry_label(report)} | max abs err | max rel err | verdict |",
         "|---|--:|--:|--:|--:|---|",
     ]
     for result in report.backends:

@@ -40,6 +40,13 @@ def _grid(title: str, values: np.ndarray, styles: np.ndarray, fmt: str) -> Table
     return table
 
 
+def _matrix(array: np.ndarray) -> np.ndarray:
+    """A parameter as a 2-D block: vectors as one row; a convolution kernel (out, in, kh, kw)
+    as out rows of its flattened rest."""
+    values = np.atleast_2d(np.asarray(array, dtype=np.float64))
+    return values.reshape(values.shape[0], -1) if values.ndim > 2 else values
+
+
 def parameter_heatmaps(report: Report, name: str) -> Group:
     """--show NAME: the parameter's entries for the reference, each backend, and their rel. error.
 
@@ -53,7 +60,7 @@ def parameter_heatmaps(report: Report, name: str) -> Group:
     if ref is None:
         return Group(Text(f"{name}: no reference to show", style="yellow"))
     shown = [b for b in report.backends if b.kind == "user"] or list(report.backends)
-    ref2 = np.atleast_2d(np.asarray(ref, dtype=np.float64))
+    ref2 = _matrix(ref)
     cut = ref2[:MAX_SHOWN_ROWS, :MAX_SHOWN_COLS]
     shape = shape_text(np.shape(ref))
     parts.append(
@@ -71,7 +78,7 @@ def parameter_heatmaps(report: Report, name: str) -> Group:
             reason = result.error or "not returned"
             parts.append(Text(f"{result.name}: {name} not available ({reason})", style="yellow"))
             continue
-        g2 = np.atleast_2d(np.asarray(g, dtype=np.float64))
+        g2 = _matrix(g)
         rel = relative_errors(g2, ref2, report.atol)
         ok = np.abs(g2 - ref2) <= report.atol + report.rtol * np.abs(ref2)
         styles = np.empty(ref2.shape, dtype=object)

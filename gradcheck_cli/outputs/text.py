@@ -13,6 +13,7 @@ from .notices import problem_warnings
 from .verdicts import (
     backend_max,
     caption,
+    first_entry_label,
     index_text,
     num,
     parameter_rows,
@@ -54,7 +55,7 @@ def summary_table(report: Report) -> Table:
     table.add_column("", no_wrap=True, width=1)
     table.add_column("backend", overflow="fold")
     table.add_column("loss", justify="right", no_wrap=True)
-    table.add_column("dE/dW0[0,0]", justify="right", no_wrap=True)
+    table.add_column(first_entry_label(report), justify="right", no_wrap=True)
     table.add_column("‖∇‖", justify="right", no_wrap=True)
     table.add_column("abs err", justify="right", no_wrap=True)
     table.add_column("rel err", justify="right", no_wrap=True)

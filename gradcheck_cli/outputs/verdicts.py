@@ -30,6 +30,16 @@ def index_text(name: str, index: Sequence[int] | None) -> str:
     return name if index is None else f"{name}[{', '.join(str(i) for i in index)}]"
 
 
+def first_entry_label(report: Report) -> str:
+    """The column of the first parameter's first entry: dE/dW0[0,0] (the exercise's number),
+    or e.g. dE/d0.weight[0,0,0,0] for a layered problem."""
+    names = report.problem.parameter_names
+    if not names or names[0] == "W0":
+        return "dE/dW0[0,0]"
+    zeros = ",".join("0" for _ in np.shape(report.problem.parameters[0]))
+    return f"dE/d{names[0]}[{zeros}]"
+
+
 def backend_max(result: BackendResult, attr: str) -> float | None:
     """The largest max_abs_err or max_rel_err over a backend's parameters."""
     values = [getattr(p, attr) for p in result.params if getattr(p, attr) is not None]

@@ -98,13 +98,13 @@ def serve_function(init: dict[str, Any], reply: Callable[..., None], requests: I
             header, arrays = wire.read_message(requests)
         except EOFError:
             return
-        args = [
-            [arrays[n] for n in item] if isinstance(item, list) else arrays[item]
-            for item in header["args"]
-        ]
+        args = [_argument(item, arrays) for item in header["args"]]
         try:
             result = fn(*args)
-            loss, DW, DB = values.gradients_of(result, header["form"], int(header["depth"]))
+            if header["form"] == "params":
+                loss, named = values.named_gradients_of(result)
+            else:
+                loss, DW, DB = values.gradients_of(result, header["form"], int(header["depth"]))
         except values.Unusable as exc:
             _flush()
             reply({"kind": "invalid", "message": str(exc)})
@@ -120,9 +120,24 @@ def serve_function(init: dict[str, Any], reply: Callable[..., None], requests: I
             )
             continue
         _flush()
+        if header["form"] == "params":
+            keys = list(named)
+            out = {f"G{i}": named[k] for i, k in enumerate(keys)}
+            reply({"kind": "gradients", "loss": loss, "names": keys}, out)
+            continue
         out = {f"DW{i}": a for i, a in enumerate(DW)}
         out.update({f"DB{i}": a for i, a in enumerate(DB or ())})
         reply({"kind": "gradients", "loss": loss, "has_db": DB is not None}, out)
+
+
+def _argument(item: Any, arrays: dict[str, Any]) -> Any:
+    """One call argument from its layout: an array's name, a list of names, or a dict
+    {"names": [...], "keys": [...]} (the params form's parameters by name)."""
+    if isinstance(item, list):
+        return [arrays[n] for n in item]
+    if isinstance(item, dict):
+        return {key: arrays[n] for key, n in zip(item["keys"], item["names"])}
+    return arrays[item]
 
 
 def _call_pair(module: types.ModuleType, function: str, names: tuple[str, str], path: Path) -> Any:
@@ -205,6 +220,82 @@ def serve_utils(init: dict[str, Any], reply: Callable[..., None]) -> None:
     reply(header, arrays)
 
 
+def _plain(value: Any) -> Any:
+    """A module attribute as JSON can carry it (tuples as lists), or None if it cannot."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, (tuple, list)) and all(isinstance(v, (bool, int, float)) for v in value):
+        return list(value)
+    return None
+
+
+def _describe(model: Any, prefix: str, names: list[str], out: list[dict[str, Any]]) -> None:
+    """Every leaf module of an nn.Sequential (nested ones in line): its class name, its
+    name and the attributes of these names."""
+    for name, module in model.named_children():
+        full = f"{prefix}{name}"
+        if type(module).__name__ == "Sequential" and hasattr(module, "named_children"):
+            _describe(module, f"{full}.", names, out)
+            continue
+        attributes = {}
+        for attribute in names:
+            if hasattr(module, attribute):
+                value = getattr(module, attribute)
+                if attribute == "bias" and not isinstance(value, bool):
+                    value = value is not None  # a Parameter, or None without a bias
+                if _plain(value) is not None:
+                    attributes[attribute] = _plain(value)
+        out.append({"kind": type(module).__name__, "name": full, "attributes": attributes})
+
+
+def serve_model(init: dict[str, Any], reply: Callable[..., None]) -> None:
+    """Run a --model file's function and send back its nn.Sequential as plain data: each
+    module's class, name and option attributes, and the parameters as arrays."""
+    path, function = Path(init["path"]), str(init["function"])
+    try:
+        module = _load(path, f"gradcheck_model_{path.stem}")
+        make = getattr(module, function, None)
+        if not callable(make):
+            raise values.Unusable(f"model file {path}: defines no function {function}()")
+        model = make()
+        if type(model).__name__ != "Sequential" or not hasattr(model, "named_children"):
+            raise values.Unusable(
+                f"model file {path}: {function}() returned a {type(model).__name__}; expected "
+                "a torch nn.Sequential (its layers are checked in order)"
+            )
+        layers: list[dict[str, Any]] = []
+        _describe(model, "", [str(n) for n in init["attributes"]], layers)
+        params = {
+            name: tensor.detach().cpu().double().numpy().copy()
+            for name, tensor in model.named_parameters()
+        }
+    except values.Unusable as exc:
+        _flush()
+        reply({"kind": "input_error", "message": str(exc)})
+        return
+    except SyntaxError as exc:
+        where = f"line {exc.lineno}: " if exc.lineno is not None else ""
+        _flush()
+        message = f"model file {path}: {where}{values.one_line(exc.msg)} (not valid Python)"
+        reply({"kind": "input_error", "message": message})
+        return
+    except BaseException as exc:  # the user's code failed
+        _flush()
+        reply(
+            {
+                "kind": "input_error",
+                "message": f"model file {path}: raised {values.describe_at(exc, path)}",
+            }
+        )
+        return
+    _flush()
+    names = list(params)
+    reply(
+        {"kind": "model", "layers": layers, "names": names},
+        {f"P{i}": params[n] for i, n in enumerate(names)},
+    )
+
+
 def _watch_gradcheck(requests: int) -> None:
     """Exit when gradcheck is gone (killed): a hung user function must not outlive it. Its end
     of the request pipe closes then (poll says POLLHUP); elsewhere, watch the parent's pid."""
@@ -254,6 +345,8 @@ def main() -> None:
     try:
         if init["task"] == "function":
             serve_function(init, reply, requests)
+        elif init["task"] == "model":
+            serve_model(init, reply)
         else:
             serve_utils(init, reply)
     except (BrokenPipeError, EOFError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import traceback as tb
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,9 +109,27 @@ def _is_array_list(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and not isinstance(value, np.ndarray)
 
 
+NAMED_RETURNS = "a dict of gradients keyed by parameter name, or (loss, dict)"
+
+
 def returns_of(form: str) -> str:
     """What a function of this call form returns, as the messages say it."""
+    if form == "params":
+        return NAMED_RETURNS
     return "DW or (DW, DB)" if form == "exercise" else "(DW, DB) or (loss, DW, DB)"
+
+
+def named_gradients_of(result: Any) -> tuple[float | None, dict[str, np.ndarray]]:
+    """(loss, gradients by name) from what a params-form function f(X, T, params) returned."""
+    loss = None
+    if isinstance(result, (tuple, list)):
+        if len(result) != 2 or not isinstance(result[1], Mapping):
+            raise Unusable(f"returned a {type(result).__name__}; expected {NAMED_RETURNS}")
+        loss, result = result
+    if not isinstance(result, Mapping):
+        raise Unusable(f"returned a {type(result).__name__}; expected {NAMED_RETURNS}")
+    named = {str(k): as_array(v, f"the gradient of {k}") for k, v in result.items()}
+    return (loss_value(loss) if loss is not None else None), named
 
 
 def split_result(result: Any, form: str, depth: int) -> tuple[Any, Any, Any]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..problem import Gradients, Problem
+from ..problem import AnyProblem, Gradients, LayeredProblem
 from .mistakes import activation_variants, fit_factor, name_factor, relative_residual
 
 # A model explains the data when its relative residual is within this many times the check's
@@ -76,7 +76,7 @@ class Diagnoser:
 
     def __init__(
         self,
-        problem: Problem,
+        problem: AnyProblem,
         reference: Mapping[str, np.ndarray],
         usable: Mapping[str, np.ndarray] | None = None,
         rtol: float = 1e-5,
@@ -98,7 +98,12 @@ class Diagnoser:
     def variants(self) -> dict[str, Gradients]:
         """The activation-mistake variants, computed once on first use."""
         if self._variants is None:
-            self._variants = activation_variants(self.problem)
+            if isinstance(self.problem, LayeredProblem):
+                from .layer_mistakes import layered_variants
+
+                self._variants = layered_variants(self.problem)
+            else:
+                self._variants = activation_variants(self.problem)
         return self._variants
 
     def _models(self, name: str, shape: tuple[int, ...]) -> list[Model]:
@@ -249,6 +254,8 @@ class Diagnoser:
     def rejected_hints(self, grads: Gradients) -> list[str]:
         """Hints for gradients that failed validation (wrong shapes): what each array looks like."""
         hints: list[str] = []
+        if grads.named is not None:
+            return self._rejected_named(grads.named)
         for label, arrays, prefix in (("DW", grads.dW, "W"), ("DB", grads.dB, "B")):
             for i, g in enumerate(arrays or ()):
                 name = f"{prefix}{i}"
@@ -272,6 +279,28 @@ class Diagnoser:
                     hint = self.explain_shape(f"{label}[{i}]", name, array)
                 if hint:
                     hints.append(hint)
+        return hints
+
+    def _rejected_named(self, named: Mapping[str, np.ndarray]) -> list[str]:
+        """rejected_hints for gradients keyed by name: what each array of a wrong shape is."""
+        hints = []
+        for name, g in named.items():
+            try:
+                array = np.asarray(g, dtype=np.float64)
+            except (TypeError, ValueError):
+                continue
+            ref = self.reference.get(name)
+            if ref is None:
+                continue
+            if array.shape != ref.shape:
+                hint = self.explain_shape(name, name, array)
+            elif np.all(np.isfinite(array)):
+                explanation = self.explain(name, array)
+                hint = f"{name}: {explanation.message}" if explanation else None
+            else:
+                hint = None
+            if hint:
+                hints.append(hint)
         return hints
 
     def summary(self, explanations: Mapping[str, Explanation]) -> list[str]:

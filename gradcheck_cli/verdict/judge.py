@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import BackendError
 from ..fd.directional import DirectionalVerdict
-from ..problem import Gradients, Problem
+from ..problem import AnyProblem, Gradients, LayeredProblem
 from .diagnose import Diagnoser, Explanation
 from .policy import FD_ERROR_FACTOR, KINK_FLIP_FACTOR, NOISE_FACTOR, Tolerance
 from .precision import RoundingNoise
@@ -40,8 +40,37 @@ def relative_errors(values: np.ndarray, reference: np.ndarray, atol: float) -> n
     return np.asarray(np.where(scale > 0, rel, 0.0))
 
 
-def validate_gradients(problem: Problem, grads: Gradients) -> None:
+def _validate_named(problem: AnyProblem, grads: Gradients) -> None:
+    """Gradients keyed by parameter name: every name, no other, each of its shape, finite."""
+    named = grads.by_name()
+    expected = dict(zip(problem.parameter_names, problem.parameters))
+    missing = [n for n in expected if n not in named]
+    if missing:
+        raise BackendError(
+            f"returned no gradient for {', '.join(missing)} (expected {', '.join(expected)})"
+        )
+    extra = [str(n) for n in named if n not in expected]
+    if extra:
+        raise BackendError(
+            f"returned gradients for {', '.join(extra)}, which are not parameters "
+            f"(expected {', '.join(expected)})"
+        )
+    for name, p in expected.items():
+        g = np.asarray(named[name])
+        if g.shape != p.shape:
+            raise BackendError(f"{name} has shape {tuple(g.shape)}; expected {tuple(p.shape)}")
+        if g.dtype.kind not in "biuf":
+            raise BackendError(f"{name} has dtype {g.dtype}; expected numbers")
+        if not np.isfinite(g).all():
+            index = tuple(int(k) for k in np.argwhere(~np.isfinite(g))[0])
+            raise BackendError(f"{name}{list(index)} is {g[index]}; expected finite")
+
+
+def validate_gradients(problem: AnyProblem, grads: Gradients) -> None:
     """Raise BackendError when the gradients do not have the problem's shapes or are not finite."""
+    if grads.named is not None or isinstance(problem, LayeredProblem):
+        _validate_named(problem, grads)
+        return
     for label, arrays, params in (
         ("DW", grads.dW, problem.weights),
         ("DB", grads.dB, problem.biases),
@@ -86,11 +115,19 @@ def flip_allowance(noise: RoundingNoise | None, name: str) -> np.ndarray | float
     return KINK_FLIP_FACTOR * noise.kink_flips[name]
 
 
-def kink_alternative(noise: RoundingNoise | None, name: str) -> np.ndarray | None:
-    """With one unit at its kink: the jump between the two values a correct entry may take."""
+def kink_alternative(
+    noise: RoundingNoise | None, name: str, reference: np.ndarray
+) -> np.ndarray | None:
+    """With one unit at its kink: the other value a correct entry may take, the side of the
+    kink that `reference` is not on (a median of backends may sit on either)."""
     if noise is None or noise.kink_units != 1 or name not in noise.kink_jumps:
         return None
-    return noise.kink_jumps[name]
+    jump = noise.kink_jumps[name]
+    base = noise.kink_base.get(name)
+    if base is None:
+        return np.asarray(reference + jump)
+    other = base + jump
+    return np.asarray(np.where(np.abs(reference - base) <= np.abs(reference - other), other, base))
 
 
 def noise_allowance(noise: RoundingNoise | None, name: str) -> np.ndarray | float:
@@ -140,13 +177,9 @@ def compare_parameter(
     mask = judged(reference, name)
     abs_err = np.abs(g - ref)
     base = base_allowance(reference, name, tolerance)
-    jump = kink_alternative(reference.noise, name)
-    if jump is not None:
-        # Either side of the one unit at its kink, nothing in between. The reference itself
-        # sits on one side or the other (built-ins disagree there too), so the other value
-        # is the reference plus or minus the jump.
-        bad = mask & ~(abs_err <= base)
-        bad &= ~(np.abs(g - (ref + jump)) <= base) & ~(np.abs(g - (ref - jump)) <= base)
+    alternative = kink_alternative(reference.noise, name, ref)
+    if alternative is not None:  # either side of the one unit at its kink, nothing between
+        bad = mask & ~(abs_err <= base) & ~(np.abs(g - alternative) <= base)
     else:
         bad = mask & ~(abs_err <= base + flip_allowance(reference.noise, name))
     worst: tuple[int, ...] | None = None
@@ -178,7 +211,7 @@ def judge_backend(
     reference: Reference,
     tolerance: Tolerance,
     seconds: float,
-    problem: Problem | None = None,
+    problem: AnyProblem | None = None,
     hint_rtol: float = 1e-5,
 ) -> tuple[BackendResult, dict[str, np.ndarray]]:
     """Compare every parameter and the loss of one backend; return its result and failed entries.
@@ -217,7 +250,7 @@ def judge_backend(
         hints.append(
             f"loss {grads.loss:.10g} differs from the float64 reference {reference.loss:.10g}"
         )
-    if grads.dB is None:
+    if grads.dB is None and grads.named is None:
         hints.append("biases were not returned; only the weights were checked")
     sensitivities = [p.sensitivity for p in params if p.sensitivity is not None]
     result = BackendResult(
@@ -226,7 +259,7 @@ def judge_backend(
         ok=loss_ok and all(p.ok for p in params) and (directional is None or directional.ok),
         error=None,
         loss=grads.loss,
-        first_weight_grad=float(np.asarray(grads.dW[0]).reshape(-1)[0]),
+        first_weight_grad=grads.first_entry(),
         params=tuple(params),
         hints=tuple(hints),
         seconds=seconds,
@@ -286,7 +319,7 @@ def _mark_directional(param: ParamResult, verdict: DirectionalVerdict) -> ParamR
     return replace(param, ok=False, worst_index=verdict.index, max_rel_err=verdict.param_rel_err)
 
 
-def _diagnoser(problem: Problem | None, reference: Reference, rtol: float) -> Diagnoser | None:
+def _diagnoser(problem: AnyProblem | None, reference: Reference, rtol: float) -> Diagnoser | None:
     """A Diagnoser against the reference's usable entries (checked, not at a kink)."""
     if problem is None or not reference.estimates:
         return None

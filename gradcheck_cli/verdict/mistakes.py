@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from .. import nn
-from ..problem import Gradients, Problem
+from ..problem import AnyProblem, Gradients, Problem
 
 _TINY = 1e-300
 
@@ -40,12 +40,12 @@ def fit_factor(g: np.ndarray, model: np.ndarray, mask: np.ndarray | None = None)
     return float(np.dot(g.ravel(), model.ravel())) / denominator
 
 
-def averaged_elements(problem: Problem) -> int:
+def averaged_elements(problem: AnyProblem) -> int:
     """How many elements the loss averages over (the N of its 1/N); 1 for a summed loss."""
     return nn.loss(problem.loss).averaged_elements(problem.T, problem.samples)
 
 
-def named_factors(problem: Problem) -> list[tuple[float, str]]:
+def named_factors(problem: AnyProblem) -> list[tuple[float, str]]:
     """Factors with a known cause, most specific first: (value, what it means)."""
     n = averaged_elements(problem)
     squared = nn.loss(problem.loss).squared
@@ -80,7 +80,7 @@ def named_factors(problem: Problem) -> list[tuple[float, str]]:
     return unique
 
 
-def name_factor(c: float, problem: Problem, tolerance: float) -> str | None:
+def name_factor(c: float, problem: AnyProblem, tolerance: float) -> str | None:
     """What a factor means when it is one of `named_factors`, within `tolerance` (relative)."""
     for value, text in named_factors(problem):
         if abs(c - value) <= tolerance * abs(value):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .. import nn
-from ..problem import Problem
+from ..problem import AnyProblem, LayeredProblem, Problem
 
 # A low-precision unit counts as at its kink within this many times the largest
 # rounding error measured in its layer (relative to the size of its terms).
@@ -54,14 +54,22 @@ class RoundingNoise:
     # Per parameter, a bound on the rounding of dLoss/dY carried back (nn.gradient_rounding):
     # what a correct implementation may differ by that no measurement here samples.
     bounds: dict[str, float] = field(default_factory=dict)
+    # The float64 gradient on the NumPy forward's side of the kinks (kink_jumps is measured
+    # from it): the reference (a median of backends) may sit on either side.
+    kink_base: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def rounding_noise(problem: Problem) -> RoundingNoise:
+def rounding_noise(problem: AnyProblem) -> RoundingNoise:
     """The measured rounding noise of `problem.dtype` (zero for float64), and kink flips."""
+    if isinstance(problem, LayeredProblem):
+        from .layered_precision import layered_rounding_noise
+
+        return layered_rounding_noise(problem)
     piecewise = nn.activation(problem.activation).has_kink
     patterns = _patterns(problem, problem.X, problem.weights, problem.biases)
     flips: dict[str, np.ndarray] = {}
     jumps: dict[str, np.ndarray] = {}
+    base: dict[str, np.ndarray] = {}
     units = 0
     if piecewise:
         at_kink = _units_at_kink(problem)
@@ -79,7 +87,7 @@ def rounding_noise(problem: Problem) -> RoundingNoise:
     spread, spread_loss = _perturbation_noise(problem, patterns if piecewise else None)
     bounds = _gradient_bounds(problem)
     if problem.dtype == "float64":
-        return RoundingNoise(spread, spread_loss, flips, jumps, units, bounds)
+        return RoundingNoise(spread, spread_loss, flips, jumps, units, bounds, base)
     if piecewise:
         # Both runs use float64's activation pattern: side changes are the per-entry flips
         # above, not noise of the whole tensor.
@@ -111,7 +119,7 @@ def rounding_noise(problem: Problem) -> RoundingNoise:
         eps,
     )
     loss = max(abs(low_loss - problem.float64_loss()), bound)
-    return RoundingNoise(params, loss, flips, jumps, units, bounds)
+    return RoundingNoise(params, loss, flips, jumps, units, bounds, base)
 
 
 def _gradient_bounds(problem: Problem) -> dict[str, float]:

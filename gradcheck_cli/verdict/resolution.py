@@ -66,10 +66,9 @@ def resolutions(reference: Reference, tolerance: Tolerance) -> dict[str, Resolut
             floor += FD_ERROR_FACTOR * float(reference.error[name][mask].max())
         # Entries that can show a mistake: their flip allowance is under half their size,
         # or (one unit at its kink) neither of their two values is near zero.
-        jump = kink_alternative(reference.noise, name)
-        if jump is not None:
-            other = np.minimum(np.abs(ref + jump), np.abs(ref - jump))
-            hidden = other < UNRESOLVED_FRACTION * np.abs(ref)
+        alternative = kink_alternative(reference.noise, name, ref)
+        if alternative is not None:
+            hidden = np.abs(alternative) < UNRESOLVED_FRACTION * np.abs(ref)
         else:
             flips = np.broadcast_to(flip_allowance(reference.noise, name), ref.shape)
             hidden = flips >= UNRESOLVED_FRACTION * np.abs(ref)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..fd.directional import DirectionalVerdict
-from ..problem import Gradients, Problem
+from ..problem import AnyProblem, Gradients
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ class Report:
     """The outcome of a check; `to_dict()` is the JSON report."""
 
     ok: bool
-    problem: Problem
+    problem: AnyProblem
     backends: tuple[BackendResult, ...]
     agreement: dict[str, float]
     finite_difference: FiniteDifferenceSummary | None

@@ -19,7 +19,7 @@ import numpy as np
 from ..backends.base import Backend
 from ..errors import BackendError, InputError
 from ..fd import FD_MODES
-from ..problem import Gradients, Problem
+from ..problem import AnyProblem, Gradients
 from .judge import _diagnoser, judge_backend, pairwise_agreement, validate_gradients
 from .policy import DEFAULT_TOLERANCES, CheckOptions, Tolerance, tolerance, validate_options
 from .precision import RoundingNoise, rounding_noise
@@ -49,7 +49,7 @@ class _Run:
 
 
 def _run_backend(
-    backend: Backend, problem: Problem
+    backend: Backend, problem: AnyProblem
 ) -> tuple[Gradients | None, str | None, str | None, float]:
     """Gradients or (error, traceback); the time it took.
 
@@ -71,7 +71,7 @@ def _run_backend(
         return None, f"{type(exc).__name__}: {exc}", trace, time.perf_counter() - start
 
 
-def _run_all(backends: Sequence[Backend], problem: Problem) -> _Run:
+def _run_all(backends: Sequence[Backend], problem: AnyProblem) -> _Run:
     run = _Run({}, {}, {}, {})
     for backend in backends:
         grads, error, trace, run.seconds[backend.name] = _run_backend(backend, problem)
@@ -85,7 +85,7 @@ def _run_all(backends: Sequence[Backend], problem: Problem) -> _Run:
 
 
 def _float64_builtins(
-    backends: Sequence[Backend], problem: Problem, run: _Run
+    backends: Sequence[Backend], problem: AnyProblem, run: _Run
 ) -> dict[str, Gradients]:
     """The float64 gradients of the built-ins that ran (run again in float64 if need be)."""
     builtins = [b for b in backends if b.kind == "builtin" and b.name in run.gradients]
@@ -100,7 +100,7 @@ def _float64_builtins(
     return out
 
 
-def _check_finite_loss(problem: Problem) -> None:
+def _check_finite_loss(problem: AnyProblem) -> None:
     """A loss that overflows in float64 is bad input: otherwise every backend 'fails' with NaN
     gradients and the report blames them."""
     with np.errstate(all="ignore"):
@@ -137,7 +137,7 @@ def _check_request(options: CheckOptions, backends: Sequence[Backend]) -> None:
 
 
 def run_checks(
-    problem: Problem,
+    problem: AnyProblem,
     backends: Sequence[Backend],
     options: CheckOptions | None = None,
     *,
@@ -266,7 +266,7 @@ def run_checks(
 
 
 def _unvalidated_consensus(
-    problem: Problem,
+    problem: AnyProblem,
     gradients: Mapping[str, Gradients],
     backends: Sequence[Backend],
     noise: RoundingNoise,
@@ -281,7 +281,7 @@ def _unvalidated_consensus(
 
 
 def _failed(
-    backend: Backend, run: _Run, problem: Problem, reference: Reference, hint_rtol: float
+    backend: Backend, run: _Run, problem: AnyProblem, reference: Reference, hint_rtol: float
 ) -> BackendResult:
     """The result of a backend that raised or returned something unusable."""
     error, trace = run.errors[backend.name]

@@ -1,0 +1,80 @@
+"""A live `nn.Sequential` as layers and parameters, read by duck typing (its children's class
+names and attributes, its named parameters), so this module does not import torch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from .layer_spec import Layer
+from .layers import layer_kind, make_layer
+
+MODEL_ARGUMENT = "model"
+
+
+def _is_sequential(model: Any) -> bool:
+    return type(model).__name__ == "Sequential" and hasattr(model, "named_children")
+
+
+def attribute_names() -> list[str]:
+    """The option names of every layer kind: the attributes a module is read by."""
+    from .layers import LAYER_KINDS
+
+    return sorted({arg.name for kind in LAYER_KINDS.values() for arg in kind.arguments})
+
+
+def module_attributes(module: Any, names: list[str]) -> dict[str, Any]:
+    """The module's attributes of these names (a bias Parameter read as True)."""
+    attributes = {}
+    for name in names:
+        if not hasattr(module, name):
+            continue
+        value = getattr(module, name)
+        if name == "bias" and not isinstance(value, bool):
+            value = value is not None  # a Parameter, or None without a bias
+        attributes[name] = value
+    return attributes
+
+
+def layer_of(kind: str, name: str, attributes: Mapping[str, Any]) -> Layer:
+    """The Layer of a module of class `kind` with these attributes (its options are the
+    kind's argument names); an unsupported module is an InputError naming it."""
+    try:
+        arguments = layer_kind(kind).arguments
+        options = {a.name: attributes[a.name] for a in arguments if a.name in attributes}
+        return make_layer(kind, name=name, **options)
+    except InputError as exc:
+        raise InputError(f"model: module {name}: {exc}", arguments=(MODEL_ARGUMENT,)) from None
+
+
+def _walk(model: Any, prefix: str, names: list[str], layers: list[Layer]) -> None:
+    for name, child in model.named_children():
+        full = f"{prefix}{name}"
+        if _is_sequential(child):
+            _walk(child, f"{full}.", names, layers)
+            continue
+        layers.append(layer_of(type(child).__name__, full, module_attributes(child, names)))
+
+
+def layers_of_model(model: Any) -> tuple[list[Layer], dict[str, np.ndarray]]:
+    """The layers of an nn.Sequential (nested ones in line) and its parameters as float64
+    NumPy arrays keyed by their state_dict names."""
+    if not _is_sequential(model):
+        raise InputError(
+            f"model must be a torch nn.Sequential (its layers are checked in order); got "
+            f"{type(model).__name__}",
+            arguments=(MODEL_ARGUMENT,),
+        )
+    layers: list[Layer] = []
+    _walk(model, "", attribute_names(), layers)
+    if not layers:
+        raise InputError("model: the nn.Sequential is empty", arguments=(MODEL_ARGUMENT,))
+    params = {}
+    for name, tensor in model.named_parameters():
+        if tensor.is_complex():
+            raise InputError(f"model: {name} is complex; expected real numbers")
+        params[name] = tensor.detach().cpu().double().numpy().copy()
+    return layers, params
