@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from tests.helpers import USER_CORPUS, arrays, data_of, params_of
 
@@ -38,6 +37,7 @@ class Case:
     code: int
     message: str = ""
     check: Callable[[Path, object], None] | None = None
+    torch: bool = False  # needs PyTorch (its backends, or .pt files): skipped without it
 
 
 def _user(source: str, *extra: str, output: tuple[str, ...] = ("--json",)) -> Build:
@@ -113,6 +113,8 @@ def _zip_bomb(tmp: Path) -> list[str]:
 
 def _expanded_pt(tmp: Path) -> list[str]:
     """A 2 kB .pt whose tensors, expanded, are 80 GB as float64."""
+    import torch
+
     big = {"0.weight": torch.zeros(1).expand(100_000, 100_000), "0.bias": torch.zeros(1)}
     big["0.bias"] = big["0.bias"].expand(100_000)
     torch.save(big, tmp / "p.pt")
@@ -131,6 +133,8 @@ def _pickle_pt(tmp: Path) -> list[str]:
 
 
 def _pickle_in_zip_pt(tmp: Path) -> list[str]:
+    import torch
+
     torch.save({"0.weight": torch.ones(2, 3), "0.bias": torch.ones(2)}, tmp / "ok.pt")
     with zipfile.ZipFile(tmp / "ok.pt") as source, zipfile.ZipFile(tmp / "p.pt", "w") as out:
         for info in source.infolist():
@@ -312,6 +316,7 @@ CASES: list[Case] = [
             "torch-sequential",
         ),
         0,
+        torch=True,
     ),
     Case(
         "forges workflow commands",
@@ -382,9 +387,21 @@ CASES: list[Case] = [
     # --- resource bombs and special files
     Case(".npy header of (10**6, 10**6)", _header_bomb, 2, "declares shape (1000000, 1000000)"),
     Case("compressed .npz over the budget", _zip_bomb, 2, "more than the input budget of 1 MB"),
-    Case(".pt expanded to 80 GB", _expanded_pt, 2, "more than the input budget"),
-    Case(".pt pickle with code", _pickle_pt, 2, "holds a pickled Python object (posix.system)"),
-    Case(".pt zip with code", _pickle_in_zip_pt, 2, "holds a pickled Python object (posix.system)"),
+    Case(".pt expanded to 80 GB", _expanded_pt, 2, "more than the input budget", torch=True),
+    Case(
+        ".pt pickle with code",
+        _pickle_pt,
+        2,
+        "holds a pickled Python object (posix.system)",
+        torch=True,
+    ),
+    Case(
+        ".pt zip with code",
+        _pickle_in_zip_pt,
+        2,
+        "holds a pickled Python object (posix.system)",
+        torch=True,
+    ),
     Case("CSV rows over the budget", _csv_rows, 2, "40000 rows of 4 columns"),
     Case("CSV field over 131072 characters", _csv_field, 2, "field larger than field limit"),
     Case("FIFO as data", _fifo("--data"), 2, "not a regular file"),
@@ -406,7 +423,7 @@ CASES: list[Case] = [
     Case("config of 2 MB", _config_file("# " + "x" * (2 << 20)), 2, "at most 1 MB"),
     Case(
         "--fd-samples 10**12 directions",
-        lambda tmp: ["run", "--fd", "directional", "--fd-samples", str(10**12)],
+        lambda tmp: ["run", "-b", "numpy", "--fd", "directional", "--fd-samples", str(10**12)],
         2,
         "more than the input budget",
     ),

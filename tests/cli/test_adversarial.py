@@ -33,6 +33,8 @@ def strict_json(text: str) -> object:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_adversarial_case_keeps_the_contract(tmp_path, monkeypatch, case: Case):
+    if case.torch:
+        pytest.importorskip("torch")
     monkeypatch.chdir(tmp_path)
     args = case.build(tmp_path)
     result = runner.invoke(cli.app, args, env={"COLUMNS": "200"})

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from gradcheck_cli import cli
 from tests.helpers import assert_bad_input, parse_junit
 from tests.layered_helpers import STUDENT, conv_net
+
+torch = pytest.importorskip("torch")  # the models and state dicts are written by torch
 
 runner = CliRunner()
 CONV_TEXT = "Conv2d(1,4,3,padding=1), ReLU, MaxPool2d(2), Flatten, Linear(64,10)"

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
 from gradcheck_cli.fd import finite_differences, one_at_a_time
 from gradcheck_cli.nn import network
 from tests.layered_helpers import bn_net, conv_net, every_layer_net, problem_of, torch_gradients
+
+torch = pytest.importorskip("torch")  # every test compares with torch autograd
+nn = torch.nn
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
 from gradcheck_cli.errors import InputError
 from gradcheck_cli.inputs.loading import load_problem
@@ -33,6 +31,8 @@ def test_npz_within_and_over_the_budget(tmp_path):
 
 
 def test_state_dicts_of_tensors_or_parameters_are_scanned_and_load(tmp_path):
+    torch = pytest.importorskip("torch")  # the files are written by torch.save
+    nn = torch.nn
     model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     torch.save(model.state_dict(), tmp_path / "sd.pt")
     torch.save(dict(model.named_parameters()), tmp_path / "params.pt")  # nn.Parameter values

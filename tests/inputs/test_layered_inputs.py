@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
 from gradcheck_cli.errors import InputError
 from gradcheck_cli.inputs import load_layered_problem, make_layered_problem
 from gradcheck_cli.inputs.architecture import parse_layers
 from gradcheck_cli.inputs.models import layers_of_model
 from tests.layered_helpers import bn_net, conv_net, every_layer_net
+
+torch = pytest.importorskip("torch")  # every test compares with torch autograd
+nn = torch.nn
 
 CONV_TEXT = "Conv2d(1,4,3,padding=1), ReLU, MaxPool2d(2), Flatten, Linear(64,10)"
 

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
-from gradcheck_cli.backends import torch_functional, torch_sequential
 from gradcheck_cli.errors import InputError
 from gradcheck_cli.nn import network
 from gradcheck_cli.nn.layers import LAYER_KINDS, layer_kind, make_layer
@@ -20,6 +17,11 @@ from tests.layered_helpers import (
     problem_of,
     torch_gradients,
 )
+
+torch = pytest.importorskip("torch")  # every test compares with torch autograd
+nn = torch.nn
+torch_functional = pytest.importorskip("gradcheck_cli.backends.torch_functional")
+torch_sequential = pytest.importorskip("gradcheck_cli.backends.torch_sequential")
 
 
 @pytest.mark.parametrize(
