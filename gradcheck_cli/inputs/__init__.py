@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from .arrays import bundled_problem_path
 from .layered import load_layered_problem, make_layered_problem
-from .loading import BUNDLED_NAME, InputWarning, bundled_problem_path, load_problem, make_problem
+from .loading import BUNDLED_NAME, InputWarning, load_problem, make_problem
 
 __all__ = [
     "BUNDLED_NAME",

@@ -19,18 +19,17 @@ from ..nn import LOSSES
 from ..nn import network as net
 from ..nn.layer_spec import Layer
 from ..nn.layers import parameter_shapes
-from ..problem import DTYPES, LayeredProblem
+from ..problem import BUNDLED_SOURCE, DTYPES, LayeredProblem
 from ..safety.budget import DEFAULT_MAX_INPUT_MB, budget_bytes
 from ..safety.process import DEFAULT_TIMEOUT
 from .architecture import parse_layers
-from .loading import (
-    BUNDLED_NAME,
-    _as_float64,
-    _check_choice,
-    _check_targets,
-    _numeric,
-    _read_data,
+from .arrays import (
+    as_float64,
     bundled_problem_path,
+    check_choice,
+    check_targets,
+    numeric,
+    read_data,
 )
 from .models import layers_of_model, model_from_file
 from .readers import TORCH_SUFFIXES, read_npz
@@ -71,12 +70,12 @@ def make_layered_problem(
     source: str = "arrays",
 ) -> LayeredProblem:
     """Validate arrays, layers and options and build a LayeredProblem (values as float64)."""
-    _check_choice("loss", loss, LOSSES)
-    _check_choice("dtype", dtype, DTYPES)
+    check_choice("loss", loss, LOSSES)
+    check_choice("dtype", dtype, DTYPES)
     if not layers:
         raise InputError(f"{source}: the network has no layers")
     layers = _named_layers(layers)
-    Xa = _as_float64("X", X, source)
+    Xa = as_float64("X", X, source)
     if Xa.ndim < 2:
         raise InputError(f"{source}: X has shape {Xa.shape}; expected (samples, ...)")
     try:
@@ -109,14 +108,14 @@ def make_layered_problem(
         )
     arrays = {}
     for name, (layer, shape) in expected.items():
-        array = _as_float64(name, params[name], source)
+        array = as_float64(name, params[name], source)
         if array.shape != shape:
             raise InputError(
                 f"{source}: {name} has shape {array.shape}; layer {layer.name} {layer.text()} "
                 f"expects {shape}"
             )
         arrays[name] = array
-    Ta = _check_targets(_numeric("T", T, source), Xa.shape[0], shapes[-1][0], loss, source)
+    Ta = check_targets(numeric("T", T, source), Xa.shape[0], shapes[-1][0], loss, source)
     return LayeredProblem(
         X=Xa, T=Ta, layers=tuple(layers), params=arrays, loss=loss, dtype=dtype, source=source
     )
@@ -148,8 +147,8 @@ def load_layered_problem(
         raise InputError("give the architecture as layers or as model (one of them)")
     data_path = Path(data) if data is not None else bundled_problem_path()
     budget = budget_bytes(max_input_mb)
-    arrays = _read_data(data_path, budget)
-    parts = [BUNDLED_NAME if data is None else str(data_path)]
+    arrays = read_data(data_path, budget)
+    parts = [BUNDLED_SOURCE if data is None else str(data_path)]
     if model is not None:
         if isinstance(model, str):
             parts.append(model)

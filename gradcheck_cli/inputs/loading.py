@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterable, Sequence
-from importlib import resources
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,18 @@ from ..nn import ACTIVATIONS, DEFAULT_NEGATIVE_SLOPE, LOSSES
 from ..problem import BUNDLED_SOURCE, DTYPES, AnyProblem, Problem
 from ..safety.budget import DEFAULT_MAX_INPUT_MB, budget_bytes
 from ..safety.process import DEFAULT_TIMEOUT
+from .arrays import (
+    as_float64,
+    bundled_problem_path,
+    check_choice,
+    check_targets,
+    is_csv,
+    numeric,
+    read_data,
+)
+from .layered import load_layered_problem
 from .readers import (
-    CSV_SUFFIXES,
     TORCH_SUFFIXES,
-    one_line,
-    read_csv,
     read_npz,
     read_utils,
 )
@@ -33,11 +39,6 @@ _PARAM_KEY = re.compile(r"^([WB])(0|[1-9]\d*)$")  # no leading zeros: W01 would 
 
 class InputWarning(UserWarning):
     """Something odd but usable in the input (e.g. extra keys in an npz)."""
-
-
-def bundled_problem_path() -> Path:
-    """Path of the bundled 4-6-6-6-1 exercise problem."""
-    return Path(str(resources.files("gradcheck_cli") / "data" / "exercise.npz"))
 
 
 def split_parameters(
@@ -66,43 +67,6 @@ def _names(found: dict[str, dict[int, np.ndarray]]) -> list[str]:
     return [f"{k}{i}" for k in ("W", "B") for i in sorted(found[k])]
 
 
-def _to_array(name: str, value: object, where: str) -> np.ndarray:
-    """`value` as an ndarray; torch tensors (even with requires_grad) widen exactly to float64."""
-    if hasattr(value, "detach") and hasattr(value, "is_floating_point"):  # a torch.Tensor
-        tensor: Any = value.detach().cpu()
-        value = (tensor.double() if tensor.is_floating_point() else tensor).numpy()
-    try:
-        return np.asarray(value)
-    except (ValueError, TypeError, RuntimeError) as exc:  # ragged nested lists and the like
-        detail = "its rows have different lengths" if "inhomogeneous" in str(exc) else exc
-        raise InputError(
-            f"{where}: {name} is not a rectangular numeric array ({one_line(detail)})"
-        ) from None
-
-
-def _numeric(name: str, value: object, where: str) -> np.ndarray:
-    array = _to_array(name, value, where)
-    if array.dtype.kind not in "biuf":
-        raise InputError(f"{where}: {name} has dtype {array.dtype}; expected a numeric array")
-    if array.size == 0:
-        raise InputError(f"{where}: {name} is empty (shape {array.shape})")
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
-        bad = array[index]
-        at = f"{name}[{', '.join(map(str, index))}]" if index else name
-        raise InputError(f"{where}: {at} is {bad}; all values must be finite")
-    return array
-
-
-def _as_float64(name: str, value: object, where: str) -> np.ndarray:
-    return _numeric(name, value, where).astype(np.float64)
-
-
-def _check_choice(kind: str, value: str, choices: Iterable[str]) -> None:
-    if value not in choices:
-        raise InputError(f"unknown {kind} {value!r}; choose from: {', '.join(choices)}")
-
-
 def make_problem(
     X: object,
     T: object,
@@ -116,9 +80,9 @@ def make_problem(
     source: str = "arrays",
 ) -> Problem:
     """Validate arrays and options and build a Problem (values kept exactly, as float64)."""
-    _check_choice("activation", activation, ACTIVATIONS)
-    _check_choice("loss", loss, LOSSES)
-    _check_choice("dtype", dtype, DTYPES)
+    check_choice("activation", activation, ACTIVATIONS)
+    check_choice("loss", loss, LOSSES)
+    check_choice("dtype", dtype, DTYPES)
     if not np.isfinite(negative_slope):
         raise InputError(
             f"negative_slope must be a finite number, got {negative_slope}",
@@ -128,11 +92,11 @@ def make_problem(
         raise InputError(f"{source}: {len(weights)} weight arrays but {len(biases)} bias arrays")
     if not weights:
         raise InputError(f"{source}: the network has no layers")
-    Xa = _as_float64("X", X, source)
+    Xa = as_float64("X", X, source)
     if Xa.ndim != 2:
         raise InputError(f"{source}: X has shape {Xa.shape}; expected 2-D (samples, features)")
-    Ws = [_as_float64(f"W{i}", w, source) for i, w in enumerate(weights)]
-    Bs = [_as_float64(f"B{i}", b, source) for i, b in enumerate(biases)]
+    Ws = [as_float64(f"W{i}", w, source) for i, w in enumerate(weights)]
+    Bs = [as_float64(f"B{i}", b, source) for i, b in enumerate(biases)]
     features = Xa.shape[1]
     for i, (w, b) in enumerate(zip(Ws, Bs)):
         feeds = "X has" if i == 0 else f"W{i - 1} outputs"
@@ -154,7 +118,7 @@ def make_problem(
                 f"{source}: B{i} has shape {b.shape}; expected ({w.shape[1]},) to match W{i}"
             )
         features = w.shape[1]
-    Ta = _check_targets(_numeric("T", T, source), Xa.shape[0], features, loss, source)
+    Ta = check_targets(numeric("T", T, source), Xa.shape[0], features, loss, source)
     problem = Problem(
         X=Xa,
         T=Ta,
@@ -212,60 +176,6 @@ def _check_computable(problem: Problem) -> None:
         raise InputError(f"{source}: {what} overflows); {advice}", arguments=("dtype",))
 
 
-def _check_targets(T: np.ndarray, samples: int, outputs: int, loss: str, source: str) -> np.ndarray:
-    """T in the shape and type the loss needs."""
-    if T.ndim == 0 or T.ndim > 2:
-        raise InputError(
-            f"{source}: T has shape {T.shape}; expected ({samples}, {outputs}) or ({samples},)"
-        )
-    if T.shape[0] != samples:
-        raise InputError(f"{source}: X has {samples} rows but T has {T.shape[0]}")
-    if loss == "cross-entropy":
-        if T.ndim == 1:
-            if T.dtype.kind == "f" and not np.all(np.round(T) == T):
-                i = int(np.flatnonzero(np.round(T) != T)[0])
-                raise InputError(
-                    f"{source}: T[{i}] = {T[i]:g}; cross-entropy labels T must be whole numbers"
-                )
-            # Checked before the cast: 1e20 as int64 would read -9223372036854775808.
-            bad = np.flatnonzero((T < 0) | (outputs <= T))
-            if bad.size:
-                shown = T[bad[0]].item()
-                raise InputError(
-                    f"{source}: T[{bad[0]}] = {shown:g} is not a class label in "
-                    f"0..{outputs - 1} (the network has {outputs} outputs)"
-                )
-            return T.astype(np.int64)
-        if T.shape != (samples, outputs):
-            raise InputError(
-                f"{source}: T has shape {T.shape}; cross-entropy expects labels ({samples},) "
-                f"or class probabilities ({samples}, {outputs})"
-            )
-        Tf = T.astype(np.float64)
-        negative = np.asarray((Tf < 0).any(axis=1))
-        rows = np.flatnonzero(negative | ~np.isclose(Tf.sum(axis=1), 1.0, atol=1e-6))
-        if rows.size:
-            r = int(rows[0])
-            what = "has a negative entry" if negative[r] else f"sums to {Tf[r].sum():g}"
-            raise InputError(
-                f"{source}: row T[{r}] {what}; "
-                "class probabilities T must be >= 0 with rows summing to 1"
-            )
-        return Tf
-    Tf = T.astype(np.float64)
-    if Tf.ndim == 1 and outputs == 1:
-        Tf = Tf.reshape(-1, 1)  # (N,) against (N, 1) would broadcast to (N, N): reshape instead
-    if Tf.shape != (samples, outputs):
-        raise InputError(
-            f"{source}: T has shape {T.shape} but the network outputs ({samples}, {outputs})"
-        )
-    outside = np.argwhere((Tf < 0) | (Tf > 1))
-    if loss == "bce" and outside.size:
-        i, j = outside[0]
-        raise InputError(f"{source}: T[{i}, {j}] = {Tf[i, j]:g}; bce targets T must lie in [0, 1]")
-    return Tf
-
-
 def load_problem(
     data: str | Path | None = None,
     params: str | Path | None = None,
@@ -295,8 +205,6 @@ def load_problem(
             raise InputError(
                 "give either utils or layers/model, not both", arguments=("utils", "layers")
             )
-        from .layered import load_layered_problem
-
         return load_layered_problem(
             data,
             params,
@@ -321,14 +229,14 @@ def load_problem(
         B = [arrays[k] for k in sorted(arrays, key=_layer_index) if k.startswith("B")]
         return make_problem(arrays["X"], arrays["T"], W, B, source=str(utils), **options)
     data_path = Path(data) if data is not None else bundled_problem_path()
-    arrays = _read_data(data_path, budget)
+    arrays = read_data(data_path, budget)
     source = BUNDLED_NAME if data is None else str(data_path)
     if params is not None:
         weights, biases = _read_params(Path(params), budget)
         source = f"{source} + {params}"
     else:
         if not any(_PARAM_KEY.match(k) for k in arrays):
-            kind = "a CSV holds only X and T" if _is_csv(data_path) else "holds no W0.., B0.."
+            kind = "a CSV holds only X and T" if is_csv(data_path) else "holds no W0.., B0.."
             raise InputError(
                 f"data file {data_path}: {kind}; give the parameters with params",
                 arguments=("params",),
@@ -340,22 +248,6 @@ def load_problem(
 
 def _layer_index(key: str) -> int:
     return int(key[1:]) if key[1:].isdigit() else -1
-
-
-def _is_csv(path: Path) -> bool:
-    return path.suffix.lower() in CSV_SUFFIXES
-
-
-def _read_data(path: Path, budget: int) -> dict[str, np.ndarray]:
-    """The arrays of a --data file (.csv or .npz), checked to hold X and T."""
-    if _is_csv(path):
-        arrays = read_csv(path, max_bytes=budget)
-    else:
-        arrays = read_npz(path, "data file", max_bytes=budget)
-    for key in ("X", "T"):
-        if key not in arrays:
-            raise InputError(f"data file {path}: key {key} missing (keys: {sorted(arrays)})")
-    return arrays
 
 
 def _read_params(path: Path, budget: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -371,7 +263,7 @@ def _read_params(path: Path, budget: int) -> tuple[list[np.ndarray], list[np.nda
                 f"{exc} (layers gives the architecture of a network of other kinds of layer)",
                 arguments=("layers",),
             ) from None
-    if _is_csv(path):
+    if is_csv(path):
         raise InputError(f"params file {path}: a CSV cannot hold parameters; use .npz or .pt")
     arrays = read_npz(path, "params file", max_bytes=budget)
     weights, biases = split_parameters(arrays, path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,8 @@ class Layer:
     kind: str
     options: tuple[tuple[str, Any], ...] = ()
     name: str = ""
+    # As one writes it: required options positional, others only where not default.
+    written: str = field(default="", compare=False)
 
     @property
     def opts(self) -> dict[str, Any]:
@@ -51,30 +53,9 @@ class Layer:
         return dict(self.options)
 
     def text(self) -> str:
-        """As one writes it: required options positional, others only where not default."""
-        from .layers import layer_kind
-
-        opts = self.opts
-        shown = []
-        for arg in layer_kind(self.kind).arguments:
-            if arg.name not in opts or arg.ignored:
-                continue
-            value = opts[arg.name]
-            default = arg.default
-            if arg.convert in (pair, positive_pair) and default not in (REQUIRED, None):
-                default = pair(default, arg.name)
-            if arg.default is REQUIRED:
-                shown.append(_short(value))
-            elif value != default:
-                shown.append(f"{arg.name}={_short(value)}")
-        return f"{self.kind}({', '.join(shown)})"
-
-
-def _short(value: Any) -> str:
-    """(3, 3) as 3; everything else as Python writes it."""
-    if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1]:
-        return repr(value[0])
-    return repr(value)
+        """As one writes it (make_layer wrote it: only the table knows which options are
+        required and which are defaults)."""
+        return self.written or f"{self.kind}()"
 
 
 @dataclass(frozen=True)

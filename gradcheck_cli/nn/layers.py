@@ -30,6 +30,8 @@ from .layer_spec import (
     as_positive,
     choice,
     copy_index,
+    pair,
+    positive_pair,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -346,7 +348,31 @@ def make_layer(kind: str, *args: Any, name: str = "", **kwargs: Any) -> Layer:
     ):
         # A pool's stride defaults to its kernel size: one layer, one spelling.
         options = [(k, None if k == "stride" else v) for k, v in options]
-    return Layer(kind, tuple(options), name)
+    return Layer(kind, tuple(options), name, written=_written(spec, dict(options)))
+
+
+def _written(spec: LayerKind, opts: dict[str, Any]) -> str:
+    """As one writes it: required options positional, others only where not default."""
+    shown = []
+    for arg in spec.arguments:
+        if arg.name not in opts or arg.ignored:
+            continue
+        value = opts[arg.name]
+        default = arg.default
+        if arg.convert in (pair, positive_pair) and default not in (REQUIRED, None):
+            default = pair(default, arg.name)
+        if arg.default is REQUIRED:
+            shown.append(_short(value))
+        elif value != default:
+            shown.append(f"{arg.name}={_short(value)}")
+    return f"{spec.name}({', '.join(shown)})"
+
+
+def _short(value: Any) -> str:
+    """(3, 3) as 3; everything else as Python writes it."""
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1]:
+        return repr(value[0])
+    return repr(value)
 
 
 def parameter_shapes(layer: Layer) -> dict[str, tuple[int, ...]]:

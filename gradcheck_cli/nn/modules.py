@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import InputError
 from .layer_spec import Layer
-from .layers import layer_kind, make_layer
+from .layers import LAYER_KINDS, layer_kind, make_layer
 
 MODEL_ARGUMENT = "model"
 
@@ -21,8 +21,6 @@ def _is_sequential(model: Any) -> bool:
 
 def attribute_names() -> list[str]:
     """The option names of every layer kind: the attributes a module is read by."""
-    from .layers import LAYER_KINDS
-
     return sorted({arg.name for kind in LAYER_KINDS.values() for arg in kind.arguments})
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..problem import AnyProblem, Gradients, LayeredProblem
+from .layer_mistakes import layered_variants
 from .mistakes import activation_variants, fit_factor, name_factor, relative_residual
 
 # A model explains the data when its relative residual is within this many times the check's
@@ -99,8 +100,6 @@ class Diagnoser:
         """The activation-mistake variants, computed once on first use."""
         if self._variants is None:
             if isinstance(self.problem, LayeredProblem):
-                from .layer_mistakes import layered_variants
-
                 self._variants = layered_variants(self.problem)
             else:
                 self._variants = activation_variants(self.problem)

@@ -19,8 +19,8 @@ from ..errors import BackendError
 from ..fd.directional import DirectionalVerdict
 from ..problem import AnyProblem, Gradients, LayeredProblem
 from .diagnose import Diagnoser, Explanation
+from .noise import RoundingNoise
 from .policy import FD_ERROR_FACTOR, KINK_FLIP_FACTOR, NOISE_FACTOR, Tolerance
-from .precision import RoundingNoise
 from .reference import CONSENSUS, Reference
 from .result import BackendResult, ParamResult
 

@@ -27,7 +27,7 @@ from ..nn import network
 from ..nn.layer_spec import Cache
 from ..nn.layers import PIECEWISE, parameter_shapes
 from ..problem import LayeredProblem
-from .precision import KINK_MARGIN, PERTURBATION_ULPS, PERTURBATIONS, RoundingNoise
+from .noise import KINK_MARGIN, PERTURBATION_ULPS, PERTURBATIONS, RoundingNoise
 
 Patterns = list[np.ndarray | None]
 # Units at their kink whose jumps are measured one by one (one backprop each).

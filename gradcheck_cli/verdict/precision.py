@@ -21,49 +21,21 @@ pre-activation would let a 1% error anywhere in W0 pass in float32).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 
 from .. import nn
 from ..problem import AnyProblem, LayeredProblem, Problem
+from .layered_precision import layered_rounding_noise
+from .noise import KINK_MARGIN, PERTURBATION_ULPS, PERTURBATIONS, RoundingNoise
 
-# A low-precision unit counts as at its kink within this many times the largest
-# rounding error measured in its layer (relative to the size of its terms).
-KINK_MARGIN = 10.0
-# float64 noise: backprops at inputs moved by up to PERTURBATION_ULPS ulps (seeded).
-PERTURBATIONS = 2
-PERTURBATION_ULPS = 4.0
-
-
-@dataclass(frozen=True)
-class RoundingNoise:
-    """The rounding noise of a dtype: the largest difference per parameter a correct backend
-    may show (float32: against float64; float64: between two float64 implementations), and
-    of the loss."""
-
-    params: dict[str, float]
-    loss: float
-    # Per entry, how far the gradient moves (in float64) when the ReLU units at their kink
-    # (within the dtype's rounding of z = 0) take the other side; absent when there are none.
-    kink_flips: dict[str, np.ndarray] = field(default_factory=dict)
-    # With exactly one unit at its kink a correct gradient is one of two values per entry:
-    # the reference, or the reference plus this (signed) jump. With more, any mix is.
-    kink_jumps: dict[str, np.ndarray] = field(default_factory=dict)
-    kink_units: int = 0
-    # Per parameter, a bound on the rounding of dLoss/dY carried back (nn.gradient_rounding):
-    # what a correct implementation may differ by that no measurement here samples.
-    bounds: dict[str, float] = field(default_factory=dict)
-    # The float64 gradient on the NumPy forward's side of the kinks (kink_jumps is measured
-    # from it): the reference (a median of backends) may sit on either side.
-    kink_base: dict[str, np.ndarray] = field(default_factory=dict)
+__all__ = ["RoundingNoise", "rounding_noise"]
 
 
 def rounding_noise(problem: AnyProblem) -> RoundingNoise:
     """The measured rounding noise of `problem.dtype` (zero for float64), and kink flips."""
     if isinstance(problem, LayeredProblem):
-        from .layered_precision import layered_rounding_noise
-
         return layered_rounding_noise(problem)
     piecewise = nn.activation(problem.activation).has_kink
     patterns = _patterns(problem, problem.X, problem.weights, problem.biases)

@@ -10,8 +10,8 @@ import numpy as np
 
 from ..fd import FiniteDifferences, finite_differences
 from ..problem import AnyProblem, Gradients, LayeredProblem
+from .noise import RoundingNoise
 from .policy import CheckOptions
-from .precision import RoundingNoise
 
 FD = "fd"
 CONSENSUS = "consensus"
