@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import nn
 from ..problem import Problem
-from .lines import EPS64, Progress
+from .lines import EPS64, ChunkedLosses, Progress
 
 # Perturbed copies per chunk are bounded so that a chunk's packed rows (at most
 # copies x N x width) stay within 2**19 float64 elements (4 MiB): large enough for
@@ -23,7 +23,7 @@ from .lines import EPS64, Progress
 CHUNK_ELEMENTS = 2**19
 
 
-class EntryLosses:
+class EntryLosses(ChunkedLosses):
     """Loss changes at single-entry perturbations of a problem's parameters, in batches.
 
     Rows (samples) of an MLP are independent and every loss is a sum over rows, so a
@@ -57,9 +57,7 @@ class EntryLosses:
         self.rows0 = self.row_losses(self.Z[-1], self.T, self.N)
         self.f0 = nn.loss(problem.loss).value(self.Z[-1], self.T)
         self.noise = evaluation_noise(problem)
-        self.progress = progress
-        self.done = 0
-        self.total = 0
+        super().__init__(progress)
         self._buffers: dict[tuple[str, int], np.ndarray] = {}
 
     def _act(self, z: np.ndarray) -> np.ndarray:
@@ -96,17 +94,11 @@ class EntryLosses:
         layer = int(name[1:])
         widest = max(w.shape[1] for w in self.weights[layer:])
         chunk = max(1, CHUNK_ELEMENTS // (self.N * widest))
-        out_losses = np.empty(flat.size)
-        out_crossed = np.zeros(flat.size, dtype=bool)
-        for start in range(0, flat.size, chunk):
-            stop = min(start + chunk, flat.size)
-            losses, crossed = self._chunk(name, layer, flat[start:stop], deltas[start:stop])
-            out_losses[start:stop] = losses
-            out_crossed[start:stop] = crossed
-            self.done += stop - start
-            if self.progress is not None:
-                self.progress(self.done, max(self.total, self.done))
-        return out_losses, out_crossed
+        return self.in_chunks(
+            flat.size,
+            chunk,
+            lambda a, b: self._chunk(name, layer, flat[a:b], deltas[a:b]),
+        )
 
     def _chunk(
         self, name: str, layer: int, flat: np.ndarray, deltas: np.ndarray

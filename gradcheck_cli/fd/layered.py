@@ -21,7 +21,7 @@ from ..nn import network
 from ..nn.layers import layer_kind, parameter_shapes
 from ..problem import LayeredProblem
 from . import slices
-from .lines import EPS64, Progress
+from .lines import EPS64, ChunkedLosses, Progress
 
 # Perturbed copies per chunk are bounded so that a chunk's largest layer (output, plus its
 # im2col work space) holds at most this many float64 elements (16 MiB).
@@ -36,7 +36,7 @@ def layered_evaluation_noise(problem: LayeredProblem) -> float:
     )
 
 
-class LayeredEntryLosses:
+class LayeredEntryLosses(ChunkedLosses):
     """Loss changes at single-entry perturbations of a layered problem's parameters."""
 
     def __init__(self, problem: LayeredProblem, progress: Progress | None = None) -> None:
@@ -67,9 +67,7 @@ class LayeredEntryLosses:
             for j, layer in enumerate(self.layers)
         ]
         self.footprint = [max(sizes[i:]) for i in range(len(sizes))]
-        self.progress = progress
-        self.done = 0
-        self.total = 0
+        super().__init__(progress)
 
     def losses(
         self, name: str, flat: np.ndarray, deltas: np.ndarray
@@ -77,17 +75,11 @@ class LayeredEntryLosses:
         """f(theta + deltas[r] e_flat[r]) - f(theta) for parameter `name`, and kink flags."""
         layer, key = self.owner[name]
         chunk = max(1, CHUNK_ELEMENTS // (self.N * self.footprint[layer]))
-        out_losses = np.empty(flat.size)
-        out_crossed = np.zeros(flat.size, dtype=bool)
-        for start in range(0, flat.size, chunk):
-            stop = min(start + chunk, flat.size)
-            losses, crossed = self._chunk(layer, key, flat[start:stop], deltas[start:stop])
-            out_losses[start:stop] = losses
-            out_crossed[start:stop] = crossed
-            self.done += stop - start
-            if self.progress is not None:
-                self.progress(self.done, max(self.total, self.done))
-        return out_losses, out_crossed
+        return self.in_chunks(
+            flat.size,
+            chunk,
+            lambda a, b: self._chunk(layer, key, flat[a:b], deltas[a:b]),
+        )
 
     def _chunk(
         self, index: int, key: str, flat: np.ndarray, deltas: np.ndarray

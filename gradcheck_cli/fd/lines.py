@@ -21,6 +21,31 @@ KINK_STEP_FACTORS = (0.1, 0.01, 0.001)
 
 # (done, total) evaluations; called after every chunk.
 Progress = Callable[[int, int], None]
+# chunk(first, stop) -> (changes, crossed) of the perturbations first..stop-1.
+Chunk = Callable[[int, int], tuple[np.ndarray, np.ndarray]]
+
+
+class ChunkedLosses:
+    """Perturbations evaluated a chunk at a time (a chunk fits in memory), counting progress."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.done = 0
+        self.total = 0
+
+    def in_chunks(self, count: int, chunk: int, evaluate: Chunk) -> tuple[np.ndarray, np.ndarray]:
+        """The changes and kink flags of `count` perturbations, `chunk` at a time."""
+        out_losses = np.empty(count)
+        out_crossed = np.zeros(count, dtype=bool)
+        for start in range(0, count, chunk):
+            stop = min(start + chunk, count)
+            out_losses[start:stop], out_crossed[start:stop] = evaluate(start, stop)
+            self.done += stop - start
+            if self.progress is not None:
+                self.progress(self.done, max(self.total, self.done))
+        return out_losses, out_crossed
+
+
 # evaluate(lines, offsets) -> (changes, crossed): f(theta + offset * direction(line)) - f(theta),
 # and whether that perturbation changed an activation pattern.
 Evaluator = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]

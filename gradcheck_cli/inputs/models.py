@@ -11,9 +11,9 @@ import numpy as np
 from ..errors import InputError
 from ..nn.layer_spec import Layer
 from ..nn.modules import MODEL_ARGUMENT, attribute_names, layer_of, layers_of_model
-from ..safety.budget import DEFAULT_MAX_BYTES, over_budget
-from ..safety.process import DEFAULT_TIMEOUT, ChildFailure, ChildProcess, check_timeout
-from .readers import check_file
+from ..safety.budget import DEFAULT_MAX_BYTES
+from ..safety.process import DEFAULT_TIMEOUT
+from .readers import check_file, run_file
 
 __all__ = ["MODEL_ARGUMENT", "layers_of_model", "model_from_file"]
 
@@ -39,32 +39,22 @@ def model_from_file(
             arguments=(MODEL_ARGUMENT,),
         )
     path = check_file(path_text, "model file")
-    try:
-        seconds = check_timeout(timeout)
-    except ValueError as exc:
-        raise InputError(str(exc), arguments=("timeout",)) from None
     init = {
         "task": "model",
         "path": str(path),
         "function": function,
         "attributes": attribute_names(),
     }
-    try:
-        child = ChildProcess(init, label=f"model file {path.name}", max_bytes=max_bytes)
-        try:
-            header, arrays = child.receive(seconds)
-        finally:
-            child.close()
-    except ChildFailure as exc:
-        if exc.over_budget is not None:
-            raise over_budget(
-                f"model file {path}", "its parameters come to", exc.over_budget, max_bytes
-            ) from None
-        raise InputError(f"model file {path}: {exc} while making the model") from None
-    if header.get("kind") == "input_error":
-        raise InputError(str(header["message"]), arguments=(MODEL_ARGUMENT,))
-    if header.get("kind") != "model":
-        raise InputError(f"model file {path}: the process running it answered {header!r}")
+    header, arrays = run_file(
+        init,
+        "model file",
+        path,
+        timeout=timeout,
+        max_bytes=max_bytes,
+        returned="its parameters come to",
+        during="while making the model",
+        arguments=(MODEL_ARGUMENT,),
+    )
     layers = [layer_from_description(d) for d in header["layers"]]
     if not layers:
         raise InputError("model: the nn.Sequential is empty", arguments=(MODEL_ARGUMENT,))

@@ -254,28 +254,51 @@ def read_utils(
     seconds) are bad input (InputError), and nothing it does reaches this process.
     """
     path = check_file(path, "utils file")
+    header, arrays = run_file(
+        {"task": "utils", "path": str(path), "source": str(path)},
+        "utils file",
+        path,
+        timeout=timeout,
+        max_bytes=max_bytes,
+        returned="the arrays it returned come to",
+        during="while being run (getdata() and getparams() had not returned)",
+    )
+    weights = int(header["weights"])
+    return arrays, weights
+
+
+def run_file(
+    init: dict[str, Any],
+    kind: str,
+    path: Path,
+    *,
+    timeout: float,
+    max_bytes: int,
+    returned: str,
+    during: str,
+    arguments: tuple[str, ...] = (),
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Run a user's file in a child process (task `init`) and take its one answer: the
+    header and arrays, whose kind is the task's. Its failures, exits, crashes, hangs (past
+    `timeout` seconds) and answers over `max_bytes` are bad input (InputError) naming the
+    file as `kind` (e.g. "utils file")."""
+    what = f"{kind} {path}"
     try:
         seconds = check_timeout(timeout)
     except ValueError as exc:
         raise InputError(str(exc), arguments=("timeout",)) from None
-    init = {"task": "utils", "path": str(path), "source": str(path)}
     try:
-        child = ChildProcess(init, label=f"utils file {path.name}", max_bytes=max_bytes)
+        child = ChildProcess(init, label=f"{kind} {path.name}", max_bytes=max_bytes)
         try:
             header, arrays = child.receive(seconds)
         finally:
             child.close()
     except ChildFailure as exc:
         if exc.over_budget is not None:
-            raise over_budget(
-                f"utils file {path}", "the arrays it returned come to", exc.over_budget, max_bytes
-            ) from None
-        raise InputError(
-            f"utils file {path}: {exc} while being run (getdata() and getparams() had not returned)"
-        ) from None
+            raise over_budget(what, returned, exc.over_budget, max_bytes) from None
+        raise InputError(f"{what}: {exc} {during}") from None
     if header.get("kind") == "input_error":
-        raise InputError(str(header["message"]))
-    if header.get("kind") != "utils":
-        raise InputError(f"utils file {path}: the process running it answered {header!r}")
-    weights = int(header["weights"])
-    return arrays, weights
+        raise InputError(str(header["message"]), arguments=arguments)
+    if header.get("kind") != init["task"]:
+        raise InputError(f"{what}: the process running it answered {header!r}")
+    return header, arrays
