@@ -49,7 +49,7 @@ def _problem(
             arguments=("data", "params"),
         )
     (X, T), (W, B) = data, params
-    return make_problem(X, T, list(W), list(B), **options)
+    return make_problem(X, T, list(W), list(B), max_input_mb=max_input_mb, **options)
 
 
 def _layered_problem(
@@ -100,7 +100,14 @@ def _layered_problem(
             )
         named = dict(params)
     return make_layered_problem(
-        data[0], data[1], found, named, loss=loss, dtype=dtype, source=source
+        data[0],
+        data[1],
+        found,
+        named,
+        loss=loss,
+        dtype=dtype,
+        source=source,
+        max_input_mb=max_input_mb,
     )
 
 

@@ -145,6 +145,24 @@ def _pickle_in_zip_pt(tmp: Path) -> list[str]:
     return ["run", "--data", _npz(tmp), "--params", str(tmp / "p.pt")]
 
 
+def _wide_hidden_layer(tmp: Path) -> list[str]:
+    """A 640 kB file whose 20,000-unit hidden layer over 20,000 samples is 6 GB of values."""
+    n = 20_000
+    named = {"X": np.ones((n, 1)), "T": np.ones((n, 1)), "W0": np.ones((1, n)), "B0": np.zeros(n)}
+    np.savez(tmp / "d.npz", **named, W1=np.ones((n, 1)), B1=np.zeros(1))
+    return ["run", "-b", "numpy", "--data", str(tmp / "d.npz")]
+
+
+def _padded_convolution(tmp: Path) -> list[str]:
+    """A 1x1 convolution padded by 100,000: 40 billion outputs per image from a few bytes."""
+    params = {"0.weight": np.ones((1, 1, 1, 1)), "0.bias": np.zeros(1)}
+    np.savez(tmp / "p.npz", **params, **{"3.weight": np.ones((2, 1)), "3.bias": np.zeros(2)})
+    np.savez(tmp / "d.npz", X=np.ones((2, 1, 1, 1)), T=np.array([0, 1]))
+    layers = "Conv2d(1,1,1,padding=100000), MaxPool2d(200001), Flatten, Linear(1,2)"
+    files = ["--data", str(tmp / "d.npz"), "--params", str(tmp / "p.npz")]
+    return ["run", "-b", "numpy", *files, "--layers", layers, "--loss", "cross-entropy"]
+
+
 def _csv_rows(tmp: Path) -> list[str]:
     rows = "".join("1,2,3,0.5\n" for _ in range(40_000))
     (tmp / "d.csv").write_text("a,b,c,T\n" + rows)
@@ -403,6 +421,8 @@ CASES: list[Case] = [
         torch=True,
     ),
     Case("CSV rows over the budget", _csv_rows, 2, "40000 rows of 4 columns"),
+    Case("hidden layer of 6 GB from a small file", _wide_hidden_layer, 2, "holds 5.96 GB, more"),
+    Case("padded convolution of 1.75 TB", _padded_convolution, 2, "holds 1.75 TB, more than"),
     Case("CSV field over 131072 characters", _csv_field, 2, "field larger than field limit"),
     Case("FIFO as data", _fifo("--data"), 2, "not a regular file"),
     Case("FIFO as params", _fifo("--params"), 2, "not a regular file"),

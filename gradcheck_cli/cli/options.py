@@ -95,8 +95,8 @@ TimeoutOption = Annotated[
 MaxInputOption = Annotated[
     float,
     typer.Option(
-        help="Budget of an input file's arrays, in MB: sizes a file declares are checked "
-        "before anything is read.",
+        help="Budget, in MB, of an input file's arrays and of the network's forward pass: "
+        "sizes are checked before anything is read or computed.",
     ),
 ]
 

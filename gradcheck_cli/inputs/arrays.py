@@ -3,7 +3,7 @@ known names, targets in the shape and type the loss needs, and the --data file r
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..safety.budget import check_budget
 from .readers import CSV_SUFFIXES, one_line, read_csv, read_npz
 
 
@@ -124,3 +125,23 @@ def read_data(path: Path, budget: int) -> dict[str, np.ndarray]:
         if key not in arrays:
             raise InputError(f"data file {path}: key {key} missing (keys: {sorted(arrays)})")
     return arrays
+
+
+def check_forward_memory(
+    source: str, samples: int, outputs: Sequence[tuple[str, int]], max_bytes: int
+) -> None:
+    """A forward pass keeps every layer's output (`outputs`: what each is, and how many values
+    it and its work space hold per sample) for all samples as float64; more than the input
+    budget is bad input before anything is computed. Small files can describe huge
+    activations (a wide hidden layer over many samples, a convolution's padding), and every
+    backend and finite differences hold a few such passes."""
+    nbytes = 8 * samples * sum(values for _, values in outputs)
+    if nbytes > max_bytes:
+        what, values = max(outputs, key=lambda item: item[1])
+        check_budget(
+            source,
+            f"a forward pass over its {samples:,} samples (the largest output: {what}, "
+            f"{values:,} values per sample) holds",
+            nbytes,
+            max_bytes,
+        )

@@ -7,6 +7,7 @@ from its text (`--layers`, see architecture.py); the parameters from the model, 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from ..errors import InputError
 from ..nn import LOSSES
 from ..nn import network as net
 from ..nn.layer_spec import Layer
-from ..nn.layers import parameter_shapes
+from ..nn.layers import layer_kind, parameter_shapes
 from ..problem import BUNDLED_SOURCE, DTYPES, LayeredProblem
 from ..safety.budget import DEFAULT_MAX_INPUT_MB, budget_bytes
 from ..safety.process import DEFAULT_TIMEOUT
@@ -27,6 +28,7 @@ from .arrays import (
     as_float64,
     bundled_problem_path,
     check_choice,
+    check_forward_memory,
     check_targets,
     numeric,
     read_data,
@@ -68,8 +70,10 @@ def make_layered_problem(
     loss: str = "mse",
     dtype: str = "float64",
     source: str = "arrays",
+    max_input_mb: float = DEFAULT_MAX_INPUT_MB,
 ) -> LayeredProblem:
-    """Validate arrays, layers and options and build a LayeredProblem (values as float64)."""
+    """Validate arrays, layers and options and build a LayeredProblem (values as float64); its
+    forward pass may hold at most `max_input_mb` MB of values."""
     check_choice("loss", loss, LOSSES)
     check_choice("dtype", dtype, DTYPES)
     if not layers:
@@ -88,6 +92,15 @@ def make_layered_problem(
             "(outputs,) per sample (end the network with Flatten and Linear)"
         )
     _check_batch_norm(layers, [Xa.shape[1:], *shapes[:-1]], Xa.shape[0])
+    inputs = [Xa.shape[1:], *shapes[:-1]]
+    outputs = [
+        (
+            f"layer {layer.name} {layer.text()}",
+            math.prod(shape) + layer_kind(layer.kind).work(layer.opts, tuple(before)),
+        )
+        for layer, shape, before in zip(layers, shapes, inputs)
+    ]
+    check_forward_memory(source, Xa.shape[0], outputs, budget_bytes(max_input_mb))
     expected = {
         net.qualified(layer, key): (layer, shape)
         for layer in layers
@@ -163,5 +176,12 @@ def load_layered_problem(
         parts.append(str(params))
     source = " + ".join(parts)
     return make_layered_problem(
-        arrays["X"], arrays["T"], found, named, loss=loss, dtype=dtype, source=source
+        arrays["X"],
+        arrays["T"],
+        found,
+        named,
+        loss=loss,
+        dtype=dtype,
+        source=source,
+        max_input_mb=max_input_mb,
     )

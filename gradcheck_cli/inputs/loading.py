@@ -20,6 +20,7 @@ from .arrays import (
     as_float64,
     bundled_problem_path,
     check_choice,
+    check_forward_memory,
     check_targets,
     is_csv,
     numeric,
@@ -78,8 +79,10 @@ def make_problem(
     dtype: str = "float64",
     negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
     source: str = "arrays",
+    max_input_mb: float = DEFAULT_MAX_INPUT_MB,
 ) -> Problem:
-    """Validate arrays and options and build a Problem (values kept exactly, as float64)."""
+    """Validate arrays and options and build a Problem (values kept exactly, as float64); its
+    forward pass may hold at most `max_input_mb` MB of values."""
     check_choice("activation", activation, ACTIVATIONS)
     check_choice("loss", loss, LOSSES)
     check_choice("dtype", dtype, DTYPES)
@@ -118,6 +121,9 @@ def make_problem(
                 f"{source}: B{i} has shape {b.shape}; expected ({w.shape[1]},) to match W{i}"
             )
         features = w.shape[1]
+    # Z and A of every layer (the last one's A is its Z).
+    outputs = [(f"W{i}'s Z and A", 2 * w.shape[1]) for i, w in enumerate(Ws)]
+    check_forward_memory(source, Xa.shape[0], outputs, budget_bytes(max_input_mb))
     Ta = check_targets(numeric("T", T, source), Xa.shape[0], features, loss, source)
     problem = Problem(
         X=Xa,
@@ -227,7 +233,9 @@ def load_problem(
         arrays, depth = read_utils(utils, timeout=timeout, max_bytes=budget)
         W = [arrays[f"W{i}"] for i in range(depth)]
         B = [arrays[k] for k in sorted(arrays, key=_layer_index) if k.startswith("B")]
-        return make_problem(arrays["X"], arrays["T"], W, B, source=str(utils), **options)
+        return make_problem(
+            arrays["X"], arrays["T"], W, B, source=str(utils), max_input_mb=max_input_mb, **options
+        )
     data_path = Path(data) if data is not None else bundled_problem_path()
     arrays = read_data(data_path, budget)
     source = BUNDLED_NAME if data is None else str(data_path)
@@ -243,7 +251,15 @@ def load_problem(
             )
         weights, biases = split_parameters(arrays, data_path)
     _warn_extra(arrays, {"X", "T"}, data_path)
-    return make_problem(arrays["X"], arrays["T"], weights, biases, source=source, **options)
+    return make_problem(
+        arrays["X"],
+        arrays["T"],
+        weights,
+        biases,
+        source=source,
+        max_input_mb=max_input_mb,
+        **options,
+    )
 
 
 def _layer_index(key: str) -> int:

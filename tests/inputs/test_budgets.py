@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from gradcheck_cli.errors import InputError
-from gradcheck_cli.inputs.loading import load_problem
+from gradcheck_cli.inputs import make_layered_problem
+from gradcheck_cli.inputs.architecture import parse_layers
+from gradcheck_cli.inputs.loading import load_problem, make_problem
 from gradcheck_cli.inputs.torch_files import read_state_dict, scan_file
 from gradcheck_cli.safety.budget import MB, budget_bytes, size_text
 from tests.helpers import arrays, params_of
@@ -61,3 +63,33 @@ def test_csv_rows_times_columns_count(tmp_path):
     assert load_problem(tmp_path / "d.csv", tmp_path / "p.npz").samples == 100
     with pytest.raises(InputError, match=r"100 rows of 5 columns as float64 come to 3\.91 kB"):
         load_problem(tmp_path / "d.csv", tmp_path / "p.npz", max_input_mb=3000 / MB)
+
+
+def test_the_forward_pass_of_an_mlp_is_within_the_budget():
+    # 1,000 samples through 1,000 hidden units: Z and A hold 2 x 1000 x 1000 float64 = 15.3 MB
+    # (plus the output's 2 x 1000), while the arrays themselves are 24 kB.
+    X, T = np.ones((1000, 1)), np.ones((1000, 1))
+    W, B = [np.ones((1, 1000)), np.ones((1000, 1))], [np.zeros(1000), np.zeros(1)]
+    needed = 8 * 1000 * (2 * 1000 + 2 * 1) / MB
+    assert make_problem(X, T, W, B, max_input_mb=needed * 1.01).layers == [1, 1000, 1]
+    with pytest.raises(
+        InputError,
+        match=r"forward pass over its 1,000 samples \(the largest output: W0's Z and A, "
+        r"2,000 values per sample\) holds 15\.3 MB, more than the input budget",
+    ):
+        make_problem(X, T, W, B, max_input_mb=needed * 0.99)
+
+
+def test_the_forward_pass_of_a_layered_network_is_within_the_budget():
+    # A 1x1 convolution padded by 2 turns a 1x1 image into 5x5: what the padding adds counts.
+    layers = parse_layers("Conv2d(1,1,1,padding=2), Flatten, Linear(25,2)")
+    params = {"0.weight": np.ones((1, 1, 1, 1)), "0.bias": np.zeros(1)}
+    params |= {"2.weight": np.ones((2, 25)), "2.bias": np.zeros(2)}
+    X, T = np.ones((1000, 1, 1, 1)), np.zeros(1000, dtype=int)
+    kwargs = {"loss": "cross-entropy"}
+    small = make_layered_problem(X, T, layers, params, max_input_mb=1, **kwargs)
+    assert small.parameter_count == 54
+    with pytest.raises(
+        InputError, match=r"the largest output: layer 0 Conv2d\(1, 1, 1, padding=2\), 50 values"
+    ):
+        make_layered_problem(X, T, layers, params, max_input_mb=0.1, **kwargs)
