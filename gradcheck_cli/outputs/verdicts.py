@@ -103,21 +103,20 @@ def fd_text(report: Report) -> str:
 def consensus_text(report: Report) -> str:
     """The built-ins' consensus, how it was validated, and what it can see."""
     validation = report.validation
-    how = ""
-    if validation is not None:
-        how = (
-            "validated by finite differences"
-            if validation.by != "agreement"
-            else ("validated by the built-ins' agreement; finite differences off")
-        )
+    parts = []
+    if validation is None:
+        parts.append("not validated")
+    elif validation.by != "agreement":
+        parts.append("validated by finite differences")
+    else:
+        parts.append("validated by the built-ins' agreement; finite differences off")
     judged = [r.sensitivity for r in report.backends if r.reference == "consensus"]
     sensitivities = [s for s in judged if s is not None]
-    sees = (
-        f"; errors above {max(sensitivities):.1e} of a parameter's largest entry are caught"
-        if sensitivities
-        else ""
-    )
-    return f"the built-ins' float64 consensus ({how}{sees})"
+    if sensitivities:
+        parts.append(
+            f"errors above {max(sensitivities):.1e} of a parameter's largest entry are caught"
+        )
+    return f"the built-ins' float64 consensus ({'; '.join(parts)})"
 
 
 def reference_text(report: Report) -> str:
