@@ -88,8 +88,8 @@ ModelOption = Annotated[
 TimeoutOption = Annotated[
     float,
     typer.Option(
-        help="Seconds your code (a --user function, a --utils file) may take for one step "
-        "(importing it, one call) before it is stopped; it runs in a separate process.",
+        help="Seconds your code (a --user function, a --utils or --model file) may take for "
+        "one step (importing it, one call) before it is stopped; it runs in a separate process.",
     ),
 ]
 MaxInputOption = Annotated[

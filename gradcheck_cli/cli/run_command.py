@@ -163,8 +163,9 @@ def run(
             "--user",
             metavar="<file:func>",
             help="Your own gradient function as FILE:FUNC (repeatable), checked like a backend: "
-            "f(W, B, A, Y, T) -> DW or (DW, DB), or f(X, T, W, B) -> (DW, DB) or (loss, DW, DB). "
-            "This RUNS the file's code.",
+            "f(W, B, A, Y, T) -> DW or (DW, DB), or f(X, T, W, B) -> (DW, DB) or (loss, DW, DB); "
+            "for --layers/--model networks f(X, T, params) -> {name: gradient} or (loss, dict). "
+            "This RUNS the file's code, in a process of its own.",
         ),
     ] = None,
     show: Annotated[
