@@ -7,13 +7,26 @@ Each defect found while these were written is kept as an explicit example here.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
 
 from gradcheck_cli.backends import create_backend
 from gradcheck_cli.backends.user import UserBackend
 from gradcheck_cli.verdict import CheckOptions, Report, run_checks
-from tests.layered_helpers import bn_net, careful_user, problem_of
+from gradcheck_cli.verdict.policy import KINK_FLIP_FACTOR
+from gradcheck_cli.verdict.precision import rounding_noise
+from tests.layered_helpers import (
+    bn_net,
+    careful_user,
+    conv_net,
+    degenerate,
+    problem_of,
+    random_model,
+)
 
 BUILTINS = ("numpy", "torch-functional", "torch-sequential")
 
@@ -84,4 +97,148 @@ def test_a_correct_float64_loss_passes_at_a_nearly_converged_point():
         assert report.ok, [(b.name, b.hints) for b in report.backends]
     wrong = run(problem, lambda X, T, W, B: (torch_grads.loss * (1 + 1e-9), *user(X, T, W, B)[1:]))
     assert not wrong.backend("user").ok
+
+
+# --- sampled finite differences: the sensitivity stated for the entries left out
+
+
+def test_the_sensitivity_of_a_sampled_parameter_covers_the_entries_left_out():
+    # Was: the stated sensitivity came from the sampled entries alone (1.07e-5 of 4.weight's
+    # largest entry), while a mistake of 3e-5 in an entry the sample left out passed (only the
+    # tensor's random direction sees it, and it allows atol sqrt(n) + rtol |g|).
+    model, X, T = conv_net(0)
+    problem = problem_of(model, X, T, "cross-entropy")
+    grads = careful_user(model, problem)
+    options = {"fd_mode": "sample", "fd_samples": 5, "reference": "fd"}
+    base = run(problem, returning(grads), ("numpy",), **options)
+    checked = base.to_dict()["finite_difference"]["checked"]
+    assert base.ok and checked == 5
+    for name, index in (("4.weight", (5, 17)), ("4.weight", (0, 0)), ("0.weight", (1, 0, 1, 1))):
+        for size in (3e-5, 1.5e-5):
+            wrong = {n: g.copy() for n, g in grads.items()}
+            wrong[name][index] += size * float(np.abs(grads[name]).max())
+            report = run(problem, returning(wrong), ("numpy",), **options)
+            stated = {p.name: p.sensitivity for p in report.backend("user").params}[name]
+            assert stated is not None
+            assert not report.ok or size <= stated, (name, index, size, stated)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    loss=st.sampled_from(["mse", "cross-entropy", "bce"]),
+    dtype=st.sampled_from(["float64", "float32"]),
+    point=st.sampled_from(["ordinary", "kink"]),
+    setup=st.sampled_from(["one built-in", "reference fd"]),
+    samples=st.integers(2, 8),
+    mistake_seed=st.integers(0, 1000),
+)
+# Draws that once failed: the sampled entries all zero (dead units), so no sensitivity was
+# stated (None) while a mistake in an entry left out passed below the tensor direction's allowance.
+@example(
+    seed=849753807,
+    loss="bce",
+    dtype="float64",
+    point="ordinary",
+    setup="one built-in",
+    samples=3,
+    mistake_seed=450,
+)
+@example(
+    seed=3759370749,
+    loss="bce",
+    dtype="float32",
+    point="kink",
+    setup="reference fd",
+    samples=4,
+    mistake_seed=736,
+)
+def test_sampled_checks_pass_correct_gradients_and_miss_nothing_above_what_they_state(
+    seed, loss, dtype, point, setup, samples, mistake_seed
+):
+    model, X, T, source = random_model(seed, loss, point)
+    problem = replace(problem_of(model, X, T, loss, dtype=dtype), source=source)
+    assume(not degenerate(problem))
+    backends = ("numpy",) if setup == "one built-in" else BUILTINS
+    options = {"fd_mode": "sample", "fd_samples": samples, "seed": mistake_seed}
+    if setup == "reference fd":
+        options["reference"] = "fd"
+    correct = careful_user(model, problem)
+    report = run(problem, returning(correct), backends, **options)
+    assert all(r.ok for r in report.backends), [(r.name, r.error, r.hints) for r in report.backends]
+    rng = np.random.default_rng(mistake_seed)
+    names = [n for n, g in correct.items() if np.abs(g).max() > 0]
+    names = [n for n in names if n not in problem.zero_gradients()]
+    assume(names)
+    name = names[int(rng.integers(len(names)))]
+    size = float(10.0 ** rng.uniform(-6, -1))
+    wrong = {n: g.copy() for n, g in correct.items()}
+    flat = wrong[name].reshape(-1)
+    entry = int(rng.integers(flat.size))
+    flat[entry] += size * float(np.abs(correct[name]).max())
+    flips = np.broadcast_to(rounding_noise(problem).kink_flips.get(name, 0.0), correct[name].shape)
+    assume(KINK_FLIP_FACTOR * float(flips.reshape(-1)[entry]) < size * np.abs(correct[name]).max())
+    judged = run(problem, returning(wrong), backends, **options)
+    stated = {p.name: p.sensitivity for p in judged.backend("user").params}[name]
+    assert not judged.ok or size <= (stated or 0.0), (problem.architecture(), name, size, stated)
+
+
+# --- directional finite differences: a stated sensitivity, and nothing above it passes
+
+
+def test_a_directional_check_states_the_sensitivity_it_has():
+    # Was: no sensitivity at all (None) in directional mode, while one-entry mistakes of 1e-4
+    # of a parameter's largest entry passed; now each parameter states what a direction allows.
+    model, X, T = conv_net(0)
+    problem = problem_of(model, X, T, "cross-entropy")
+    grads = careful_user(model, problem)
+    options = {"fd_mode": "directional", "fd_samples": 4, "reference": "fd"}
+    for name, index in (("0.weight", (1, 0, 1, 1)), ("4.bias", (3,)), ("4.weight", (5, 17))):
+        for size in (1e-4, 3e-5):
+            wrong = {n: g.copy() for n, g in grads.items()}
+            wrong[name][index] += size * float(np.abs(grads[name]).max())
+            report = run(problem, returning(wrong), ("numpy",), **options)
+            stated = {p.name: p.sensitivity for p in report.backend("user").params}[name]
+            assert stated is not None and np.isfinite(stated)
+            assert not report.ok or size <= stated, (name, index, size, stated)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    loss=st.sampled_from(["mse", "cross-entropy", "bce"]),
+    dtype=st.sampled_from(["float64", "float32"]),
+    point=st.sampled_from(["ordinary", "kink", "converged"]),
+    setup=st.sampled_from(["one built-in", "reference fd"]),
+    samples=st.integers(2, 8),
+    mistake_seed=st.integers(0, 1000),
+)
+def test_directional_checks_pass_correct_gradients_and_miss_no_entry_above_what_they_state(
+    seed, loss, dtype, point, setup, samples, mistake_seed
+):
+    model, X, T, source = random_model(seed, loss, point)
+    problem = replace(problem_of(model, X, T, loss, dtype=dtype), source=source)
+    assume(not degenerate(problem))
+    backends = ("numpy",) if setup == "one built-in" else BUILTINS
+    options = {"fd_mode": "directional", "fd_samples": samples, "seed": mistake_seed}
+    if setup == "reference fd":
+        options["reference"] = "fd"
+    correct = careful_user(model, problem)
+    report = run(problem, returning(correct), backends, **options)
+    assert all(r.ok for r in report.backends), [(r.name, r.error, r.hints) for r in report.backends]
+    rng = np.random.default_rng(mistake_seed)
+    names = [n for n, g in correct.items() if np.abs(g).max() > 0]
+    names = [n for n in names if n not in problem.zero_gradients()]
+    assume(names)
+    name = names[int(rng.integers(len(names)))]
+    size = float(10.0 ** rng.uniform(-6, -1))
+    wrong = {n: g.copy() for n, g in correct.items()}
+    flat = wrong[name].reshape(-1)
+    entry = int(rng.integers(flat.size))
+    flat[entry] += size * float(np.abs(correct[name]).max())
+    flips = np.broadcast_to(rounding_noise(problem).kink_flips.get(name, 0.0), correct[name].shape)
+    assume(KINK_FLIP_FACTOR * float(flips.reshape(-1)[entry]) < size * np.abs(correct[name]).max())
+    judged = run(problem, returning(wrong), backends, **options)
+    stated = {p.name: p.sensitivity for p in judged.backend("user").params}[name]
+    assert not judged.ok or size <= (stated or 0.0), (problem.architecture(), name, size, stated)
 
