@@ -242,3 +242,45 @@ def test_directional_checks_pass_correct_gradients_and_miss_no_entry_above_what_
     stated = {p.name: p.sensitivity for p in judged.backend("user").params}[name]
     assert not judged.ok or size <= (stated or 0.0), (problem.architecture(), name, size, stated)
 
+
+# --- degenerate problems
+
+
+@pytest.mark.parametrize(
+    "backends, options",
+    [
+        (("numpy",), {"fd_mode": "directional", "fd_samples": 4}),
+        (BUILTINS, {"fd_mode": "directional", "fd_samples": 4, "reference": "fd"}),
+        (("numpy",), {"fd_mode": "sample", "fd_samples": 3}),
+        (BUILTINS, {"fd_mode": "off"}),
+    ],
+)
+@pytest.mark.parametrize("case", ["loss exactly 0", "cross-entropy with one class"])
+def test_a_gradient_zero_everywhere_is_never_a_pass(case, backends, options):
+    # Was a false pass in directional mode judged by finite differences: the directional
+    # reference has no entries, so "zero everywhere" (an exact minimum, where a wrong backprop
+    # returning zeros agrees) was never detected and zeros passed.
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    outputs = 2 if case == "loss exactly 0" else 1
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, outputs)
+    ).double()
+    X = rng.standard_normal((5, 3))
+    if case == "loss exactly 0":
+        with torch.no_grad():
+            T = model(torch.tensor(X)).numpy()
+        loss = "mse"
+    else:
+        T, loss = np.zeros(5, dtype=int), "cross-entropy"
+    problem = problem_of(model, X, T, loss)
+    zeros = {n: np.zeros_like(p) for n, p in zip(problem.parameter_names, problem.parameters)}
+    if case == "loss exactly 0" and options["fd_mode"] == "directional" and len(backends) == 1:
+        # NumPy's gradient is rounding noise (1e-17), not exactly zero, and directional mode
+        # has no per-parameter resolution to call it unverified: still a false pass.
+        pytest.xfail("directional mode does not measure what its rounding hides (known gap)")
+    report = run(problem, returning(zeros), backends, **options)
+    assert not report.ok and report.unresolved
+    if case == "cross-entropy with one class":  # exactly zero, not rounding noise
+        assert {i["cause"] for i in report.unresolved.values()} == {"zero gradient"}
