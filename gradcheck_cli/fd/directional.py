@@ -31,6 +31,9 @@ class DirectionalVerdict:
     param: str | None = None  # where bisection localised the mistake
     index: tuple[int, ...] | None = None  # the entry, when bisection got down to one
     param_rel_err: float | None = None
+    # The largest |g.v - d| a direction allows: a mistake of this size in one entry can pass
+    # on every direction (None where no direction was judged).
+    allowed: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -56,6 +59,9 @@ class TensorDirection:
     projection: float  # g . v
     derivative: float  # the finite-difference derivative along v
     rel_err: float
+    # What |g.v - d| may reach and pass: a mistake of this size in one entry the sample left
+    # out can pass unseen (the sampled entries' own allowance aside).
+    allowed: float = 0.0
 
 
 class DirectionalFD:
@@ -212,13 +218,29 @@ class DirectionalFD:
         # (The worst case, rtol |g|_1, would hide a wrong entry among a million.) The same
         # holds for the per-entry float32 noise allowance: it adds its root-sum-square.
         scale = float(np.linalg.norm(g))
-        allowed = atol * np.sqrt(g.size) + rtol * scale + error_factor * float(fd.error[r]) + slack
+        allowed = DirectionalFD.allowance(g, fd, r, rtol, atol, error_factor, slack)
         d = float(fd.estimate[r])
         diff = abs(gv - d)
         # Relative to the larger of the two sides, as per entry (|g - ref| / max(|g|, |ref|)):
         # for a localised single entry this is exactly the per-entry relative error.
         size = max(scale, abs(d), atol * np.sqrt(g.size), 1e-300)
         return diff / max(allowed, 1e-300), diff / size
+
+    @staticmethod
+    def allowance(
+        g: np.ndarray,
+        fd: LineEstimates,
+        r: int,
+        rtol: float,
+        atol: float,
+        error_factor: float,
+        slack: float = 0.0,
+    ) -> float:
+        """What |g.v - d| may reach on line r and pass (see _compare)."""
+        scale = float(np.linalg.norm(g))
+        return float(
+            atol * np.sqrt(g.size) + rtol * scale + error_factor * float(fd.error[r]) + slack
+        )
 
     def judge_tensors(
         self,
@@ -253,6 +275,7 @@ class DirectionalFD:
                 projection=float(g @ signs),
                 derivative=float(fd.estimate[0]),
                 rel_err=rel,
+                allowed=self.allowance(g, fd, 0, rtol, atol[name], error_factor, slack),
             )
         return out
 
@@ -278,7 +301,7 @@ class DirectionalFD:
         fd = self.along(names)
         g = np.concatenate([np.asarray(grads[n], np.float64).reshape(-1) for n in names])
         slack = _rss(np.concatenate([np.zeros(0), *(noise[n].reshape(-1) for n in noise)]))
-        ratios, rels = [], []
+        ratios, rels, allowed = [], [], []
         for k in range(self.count):
             signs = np.concatenate([self.signs[k, self.slices[n]] for n in names])
             ratio, rel = (
@@ -288,8 +311,15 @@ class DirectionalFD:
             )
             ratios.append(ratio)
             rels.append(rel)
+            if not fd.unresolved[k]:
+                allowed.append(self.allowance(g, fd, k, rtol, atol, error_factor, slack))
         failed = tuple(k for k, ratio in enumerate(ratios) if ratio > 1.0)
-        verdict = DirectionalVerdict(self.count, failed, max(rels) if rels else None)
+        verdict = DirectionalVerdict(
+            self.count,
+            failed,
+            max(rels) if rels else None,
+            allowed=max(allowed) if allowed else None,
+        )
         if not failed:
             return verdict
         return self._localise(
@@ -339,7 +369,13 @@ class DirectionalFD:
             else None
         )
         return DirectionalVerdict(
-            verdict.directions, verdict.failed, verdict.max_rel_err, name, index, rel
+            verdict.directions,
+            verdict.failed,
+            verdict.max_rel_err,
+            name,
+            index,
+            rel,
+            verdict.allowed,
         )
 
 
