@@ -64,6 +64,8 @@ def unresolved_text(report: Report) -> str:
             "finite differences": "rerun with a larger --fd-step, or with two built-in "
             "backends so that their consensus judges",
             "atol": "rerun with a smaller --atol",
+            "random directions": "rerun with --fd sample or --fd full, or with two built-in "
+            "backends so that their consensus judges",
         }.get(cause, "see the notes")
         parts.append(
             f"{cause} could hide mistakes of {percent(hidden)} or more of the largest entry in "

@@ -2,13 +2,15 @@
 
 Three things can hide a mistake: the rounding noise allowed for the backends' dtype, the
 error of a finite-difference reference (atol + 3 x its error estimate), and ReLU units at
-their kink, whose side a correct backend may pick either way (the per-entry flips). Where
+their kink, whose side a correct backend may pick either way (the per-entry flips); in
+directional mode, what a random direction allows (it sees a parameter only through g.v). Where
 any of them could hide half of a parameter's largest entry (a missing factor 2), that
 parameter is not verified and the run is inconclusive.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,7 @@ from .reference import FD, Reference
 CAUSE_FD = "finite differences"
 CAUSE_KINKS = "ReLU kinks"
 CAUSE_ZERO = "zero gradient"
+CAUSE_DIRECTIONS = "random directions"
 
 
 def percent(fraction: float) -> str:
@@ -154,3 +157,22 @@ def validation_notes(resolution: dict[str, Resolution]) -> list[str]:
         f"{', '.join(weak)}; there the reference rests on the agreement of independent "
         "built-in backends"
     ]
+
+
+def directional_unresolved(
+    allowed: Sequence[float], scales: Mapping[str, np.ndarray]
+) -> dict[str, dict[str, Any]]:
+    """Directional mode judges whole directions, never one parameter alone: a mistake in one
+    entry moves g.v by at most its own size, so it passes on every direction up to what a
+    direction `allowed`. Where that reaches UNRESOLVED_FRACTION of a parameter's largest entry
+    (`scales`: the validated float64 gradients), that parameter is not verified."""
+    if not allowed:
+        return {}
+    limit = max(allowed)
+    out: dict[str, dict[str, Any]] = {}
+    for name, g in scales.items():
+        finite = np.abs(g[np.isfinite(g)])
+        scale = float(finite.max()) if finite.size else 0.0
+        if scale > 0.0 and limit >= UNRESOLVED_FRACTION * scale:
+            out[name] = {"cause": CAUSE_DIRECTIONS, "hidden": limit / scale}
+    return out

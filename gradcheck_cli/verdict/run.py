@@ -19,7 +19,7 @@ import numpy as np
 from ..backends.base import Backend
 from ..errors import BackendError, InputError
 from ..fd import FD_MODES
-from ..problem import AnyProblem, Gradients
+from ..problem import AnyProblem, Gradients, LayeredProblem
 from .judge import _diagnoser, judge_backend, pairwise_agreement, validate_gradients
 from .policy import DEFAULT_TOLERANCES, CheckOptions, Tolerance, tolerance, validate_options
 from .precision import RoundingNoise, rounding_noise
@@ -27,6 +27,7 @@ from .reference import Reference, consensus, consensus_reference, fd_reference
 from .resolution import (
     CAUSE_ZERO,
     all_zero,
+    directional_unresolved,
     resolution_notes,
     resolutions,
     unresolved,
@@ -243,6 +244,19 @@ def run_checks(
         missing = {n: {"cause": NO_REFERENCE, "hidden": 1.0} for n in users_ref.estimates}
     else:
         notes += _zero_parameter_notes(users_ref)
+        if fd is not None and users_ref.kind == "fd" and not users_ref.estimates:
+            # Directional: what the validated built-ins' directions allow (theirs are the
+            # gradients that are right), else any judged backend's.
+            judged_by = list(fd_results.values()) or results
+            allowed = [
+                r.directional.allowed
+                for r in judged_by
+                if r.directional is not None and r.directional.allowed is not None
+            ]
+            scales = dict(zero_source.estimates)
+            if isinstance(problem, LayeredProblem):  # zero by structure (before a batch norm)
+                scales.update({n: np.zeros(1) for n in problem.zero_gradients() if n in scales})
+            missing = {**missing, **directional_unresolved(allowed, scales)}
     ok = all(r.ok for r in results) and not missing and (validation is None or validation.ok)
     main_tol = fd_tol if fd_tol is not None else users_tol
     # The reference named on the report: what judged the user's functions, or with none,
