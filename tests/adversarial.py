@@ -163,6 +163,21 @@ def _padded_convolution(tmp: Path) -> list[str]:
     return ["run", "-b", "numpy", *files, "--layers", layers, "--loss", "cross-entropy"]
 
 
+def _layers(text: str, *extra: str) -> Build:
+    """--layers TEXT over 6 samples of 4 features; parameters of Linear(4,5)-ReLU-Linear(5,2)."""
+
+    def build(tmp: Path) -> list[str]:
+        rng = np.random.default_rng(0)
+        params = {"0.weight": rng.standard_normal((5, 4)), "0.bias": np.zeros(5)}
+        params |= {"2.weight": rng.standard_normal((2, 5)), "2.bias": np.zeros(2)}
+        np.savez(tmp / "p.npz", **params)
+        np.savez(tmp / "d.npz", X=rng.standard_normal((6, 4)), T=rng.standard_normal((6, 2)))
+        files = ["--data", str(tmp / "d.npz"), "--params", str(tmp / "p.npz")]
+        return ["run", "-b", "numpy", *files, "--layers", text, *extra]
+
+    return build
+
+
 def _csv_rows(tmp: Path) -> list[str]:
     rows = "".join("1,2,3,0.5\n" for _ in range(40_000))
     (tmp / "d.csv").write_text("a,b,c,T\n" + rows)
@@ -423,6 +438,30 @@ CASES: list[Case] = [
     Case("CSV rows over the budget", _csv_rows, 2, "40000 rows of 4 columns"),
     Case("hidden layer of 6 GB from a small file", _wide_hidden_layer, 2, "holds 5.96 GB, more"),
     Case("padded convolution of 1.75 TB", _padded_convolution, 2, "holds 1.75 TB, more than"),
+    Case(
+        "--layers of bytes not UTF-8",
+        _layers("(\udcff): Linear(4, 5), ReLU, Linear(5, 2)"),
+        2,
+        "not valid text: '\\udcff' at position 1",
+    ),
+    Case(
+        "--layers nested 100,000 deep",
+        _layers("Linear(" + "-" * 100_000 + "4, 5), ReLU, Linear(5, 2)"),
+        2,
+        "is nested too deeply to be a layer",
+    ),
+    Case(
+        "--layers with a 400-digit slope",
+        _layers("Linear(4, 5), LeakyReLU(" + "9" * 400 + "), Linear(5, 2)"),
+        2,
+        "negative_slope must be finite",
+    ),
+    Case(
+        "--layers with a 5000-digit size",
+        _layers("Linear(4, 0x" + "F" * 5000 + "), ReLU, Linear(5, 2)"),
+        2,
+        "out_features must be below 2**63, got a value too large to write",
+    ),
     Case("CSV field over 131072 characters", _csv_field, 2, "field larger than field limit"),
     Case("FIFO as data", _fifo("--data"), 2, "not a regular file"),
     Case("FIFO as params", _fifo("--params"), 2, "not a regular file"),
