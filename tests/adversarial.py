@@ -178,6 +178,19 @@ def _layers(text: str, *extra: str) -> Build:
     return build
 
 
+def _odd_key(tmp: Path) -> list[str]:
+    """A state_dict whose extra key holds a line break and a workflow command."""
+    import torch
+
+    torch.manual_seed(0)
+    state = {"0.weight": torch.randn(5, 4), "0.bias": torch.zeros(5)}
+    state |= {"2.weight": torch.randn(2, 5), "2.bias": torch.zeros(2)}
+    torch.save({**state, "x\n::error::forged": torch.zeros(1)}, tmp / "p.pt")
+    args = _layers("Linear(4, 5), ReLU, Linear(5, 2)")(tmp)
+    args[args.index("--params") + 1] = str(tmp / "p.pt")
+    return args
+
+
 def _csv_rows(tmp: Path) -> list[str]:
     rows = "".join("1,2,3,0.5\n" for _ in range(40_000))
     (tmp / "d.csv").write_text("a,b,c,T\n" + rows)
@@ -455,6 +468,13 @@ CASES: list[Case] = [
         _layers("Linear(4, 5), LeakyReLU(" + "9" * 400 + "), Linear(5, 2)"),
         2,
         "negative_slope must be finite",
+    ),
+    Case(
+        "state_dict key with a line break",
+        _odd_key,
+        2,
+        "x\\n::error::forged not a parameter of these layers",
+        torch=True,
     ),
     Case(
         "--layers with a 5000-digit size",
