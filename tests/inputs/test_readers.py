@@ -53,6 +53,7 @@ def test_state_dict_float32_widens_exactly_and_prefix_is_accepted(tmp_path):
 
 
 @pytest.mark.torch
+@pytest.mark.filterwarnings("ignore:TypedStorage is deprecated")  # torch.load of a quantized one
 @pytest.mark.parametrize(
     ("kind", "message"),
     [
