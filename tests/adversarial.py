@@ -191,6 +191,50 @@ def _odd_key(tmp: Path) -> list[str]:
     return args
 
 
+_MODELS = """
+import torch
+from torch import nn
+
+def shared_relu():
+    torch.manual_seed(0)
+    act = nn.ReLU()
+    return nn.Sequential(nn.Linear(4, 5), act, nn.Linear(5, 5), act, nn.Linear(5, 2))
+
+def shared_linear():
+    layer = nn.Linear(4, 4)
+    return nn.Sequential(layer, nn.ReLU(), layer, nn.Linear(4, 2))
+
+def complex_weight():
+    model = nn.Sequential(nn.Linear(4, 2))
+    model[0].weight = nn.Parameter(torch.ones(2, 4, dtype=torch.complex64))
+    return model
+
+class Linear(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.in_features, self.out_features = 16 ** 5000, 2
+
+def huge_size():
+    return nn.Sequential(Linear())
+"""
+
+
+def _model(function: str, *extra: str) -> Build:
+    """--model FILE:FUNC (a function of _MODELS) over 6 samples of 4 features."""
+
+    def build(tmp: Path) -> list[str]:
+        (tmp / "m.py").write_text(_MODELS)
+        args = _layers("")(tmp)
+        return [*args[: args.index("--params")], "--model", f"{tmp / 'm.py'}:{function}", *extra]
+
+    return build
+
+
+def _every_layer_checked(tmp: Path, result: object) -> None:
+    report = json.loads(result.stdout)  # type: ignore[attr-defined]
+    assert report["problem"]["layers"][3] == "ReLU()", report["problem"]["layers"]
+
+
 def _csv_rows(tmp: Path) -> list[str]:
     rows = "".join("1,2,3,0.5\n" for _ in range(40_000))
     (tmp / "d.csv").write_text("a,b,c,T\n" + rows)
@@ -474,6 +518,34 @@ CASES: list[Case] = [
         _odd_key,
         2,
         "x\\n::error::forged not a parameter of these layers",
+        torch=True,
+    ),
+    Case(
+        "--model with one ReLU module used twice",
+        _model("shared_relu", "--json"),
+        0,
+        check=_every_layer_checked,  # named_children() gave it once: the second was dropped
+        torch=True,
+    ),
+    Case(
+        "--model with one Linear used twice",
+        _model("shared_linear"),
+        2,
+        "module 2 is module 0 again (shared weights)",
+        torch=True,
+    ),
+    Case(
+        "--model with a complex weight",
+        _model("complex_weight"),
+        2,
+        "0.weight is complex (torch.complex64); expected real numbers",
+        torch=True,
+    ),
+    Case(
+        "--model with a 6000-digit in_features",
+        _model("huge_size"),
+        2,
+        "in_features is a whole number too large for any size",
         torch=True,
     ),
     Case(
