@@ -163,6 +163,78 @@ def _padded_convolution(tmp: Path) -> list[str]:
     return ["run", "-b", "numpy", *files, "--layers", layers, "--loss", "cross-entropy"]
 
 
+def _layers(text: str, *extra: str) -> Build:
+    """--layers TEXT over 6 samples of 4 features; parameters of Linear(4,5)-ReLU-Linear(5,2)."""
+
+    def build(tmp: Path) -> list[str]:
+        rng = np.random.default_rng(0)
+        params = {"0.weight": rng.standard_normal((5, 4)), "0.bias": np.zeros(5)}
+        params |= {"2.weight": rng.standard_normal((2, 5)), "2.bias": np.zeros(2)}
+        np.savez(tmp / "p.npz", **params)
+        np.savez(tmp / "d.npz", X=rng.standard_normal((6, 4)), T=rng.standard_normal((6, 2)))
+        files = ["--data", str(tmp / "d.npz"), "--params", str(tmp / "p.npz")]
+        return ["run", "-b", "numpy", *files, "--layers", text, *extra]
+
+    return build
+
+
+def _odd_key(tmp: Path) -> list[str]:
+    """A state_dict whose extra key holds a line break and a workflow command."""
+    import torch
+
+    torch.manual_seed(0)
+    state = {"0.weight": torch.randn(5, 4), "0.bias": torch.zeros(5)}
+    state |= {"2.weight": torch.randn(2, 5), "2.bias": torch.zeros(2)}
+    torch.save({**state, "x\n::error::forged": torch.zeros(1)}, tmp / "p.pt")
+    args = _layers("Linear(4, 5), ReLU, Linear(5, 2)")(tmp)
+    args[args.index("--params") + 1] = str(tmp / "p.pt")
+    return args
+
+
+_MODELS = """
+import torch
+from torch import nn
+
+def shared_relu():
+    torch.manual_seed(0)
+    act = nn.ReLU()
+    return nn.Sequential(nn.Linear(4, 5), act, nn.Linear(5, 5), act, nn.Linear(5, 2))
+
+def shared_linear():
+    layer = nn.Linear(4, 4)
+    return nn.Sequential(layer, nn.ReLU(), layer, nn.Linear(4, 2))
+
+def complex_weight():
+    model = nn.Sequential(nn.Linear(4, 2))
+    model[0].weight = nn.Parameter(torch.ones(2, 4, dtype=torch.complex64))
+    return model
+
+class Linear(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.in_features, self.out_features = 16 ** 5000, 2
+
+def huge_size():
+    return nn.Sequential(Linear())
+"""
+
+
+def _model(function: str, *extra: str) -> Build:
+    """--model FILE:FUNC (a function of _MODELS) over 6 samples of 4 features."""
+
+    def build(tmp: Path) -> list[str]:
+        (tmp / "m.py").write_text(_MODELS)
+        args = _layers("")(tmp)
+        return [*args[: args.index("--params")], "--model", f"{tmp / 'm.py'}:{function}", *extra]
+
+    return build
+
+
+def _every_layer_checked(tmp: Path, result: object) -> None:
+    report = json.loads(result.stdout)  # type: ignore[attr-defined]
+    assert report["problem"]["layers"][3] == "ReLU()", report["problem"]["layers"]
+
+
 def _csv_rows(tmp: Path) -> list[str]:
     rows = "".join("1,2,3,0.5\n" for _ in range(40_000))
     (tmp / "d.csv").write_text("a,b,c,T\n" + rows)
@@ -423,6 +495,65 @@ CASES: list[Case] = [
     Case("CSV rows over the budget", _csv_rows, 2, "40000 rows of 4 columns"),
     Case("hidden layer of 6 GB from a small file", _wide_hidden_layer, 2, "holds 5.96 GB, more"),
     Case("padded convolution of 1.75 TB", _padded_convolution, 2, "holds 1.75 TB, more than"),
+    Case(
+        "--layers of bytes not UTF-8",
+        _layers("(\udcff): Linear(4, 5), ReLU, Linear(5, 2)"),
+        2,
+        "not valid text: '\\udcff' at position 1",
+    ),
+    Case(
+        "--layers nested 100,000 deep",
+        _layers("Linear(" + "-" * 100_000 + "4, 5), ReLU, Linear(5, 2)"),
+        2,
+        "is nested too deeply to be a layer",
+    ),
+    Case(
+        "--layers with a 400-digit slope",
+        _layers("Linear(4, 5), LeakyReLU(" + "9" * 400 + "), Linear(5, 2)"),
+        2,
+        "negative_slope must be finite",
+    ),
+    Case(
+        "state_dict key with a line break",
+        _odd_key,
+        2,
+        "x\\n::error::forged not a parameter of these layers",
+        torch=True,
+    ),
+    Case(
+        "--model with one ReLU module used twice",
+        _model("shared_relu", "--json"),
+        0,
+        check=_every_layer_checked,  # named_children() gave it once: the second was dropped
+        torch=True,
+    ),
+    Case(
+        "--model with one Linear used twice",
+        _model("shared_linear"),
+        2,
+        "module 2 is module 0 again (shared weights)",
+        torch=True,
+    ),
+    Case(
+        "--model with a complex weight",
+        _model("complex_weight"),
+        2,
+        "0.weight is complex (torch.complex64); expected real numbers",
+        torch=True,
+    ),
+    Case(
+        "--model with a 6000-digit in_features",
+        _model("huge_size"),
+        2,
+        "in_features is a whole number too large for any size",
+        torch=True,
+    ),
+    Case(
+        "--layers with a 5000-digit size",
+        _layers("Linear(4, 0x" + "F" * 5000 + "), ReLU, Linear(5, 2)"),
+        2,
+        "out_features must be below 2**63, got a value too large to write",
+    ),
     Case("CSV field over 131072 characters", _csv_field, 2, "field larger than field limit"),
     Case("FIFO as data", _fifo("--data"), 2, "not a regular file"),
     Case("FIFO as params", _fifo("--params"), 2, "not a regular file"),

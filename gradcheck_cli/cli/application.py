@@ -93,16 +93,27 @@ def warn(message: str) -> None:
     State.warnings.append(message)
 
 
+# Every line break Python knows (str.splitlines): a name from a file (a key, a path) may hold one.
+_LINE_BREAK = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def one_line(message: str) -> str:
+    """`message` on one line: line breaks inside it written as escapes (`\\n`)."""
+    return _LINE_BREAK.sub(lambda m: repr(m[0])[1:-1], message)
+
+
 def _print_warnings() -> None:
     for message in State.warnings:
-        stderr.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+        text = escape(one_line(message))
+        stderr.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
     State.warnings.clear()
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print one error line on stderr and exit."""
     # Escaped: "[tool.gradcheck]" or a path like "runs[red]/" is text, not rich markup.
-    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    text = escape(one_line(message))
+    stderr.print(f"[bold red]error:[/] {text}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -31,10 +31,16 @@ from ..nn.layers import make_layer
 LAYERS_ARGUMENT = "layers"
 _NAMED = re.compile(r"^\((?P<name>[^()\s]+)\):\s*(?P<call>.*)$", re.DOTALL)
 _WRAPPER = re.compile(r"^Sequential\s*\((?P<inner>.*)\)$", re.DOTALL)
+_SHOWN = 120  # characters of a layer's text quoted in a message
 
 
 def _error(message: str) -> InputError:
     return InputError(f"layers: {message}", arguments=(LAYERS_ARGUMENT,))
+
+
+def _shown(text: str) -> str:
+    """`text` quoted for a message, clipped (a layer's text may be megabytes long)."""
+    return repr(text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "...")
 
 
 def split_items(text: str) -> list[str]:
@@ -53,14 +59,14 @@ def split_items(text: str) -> list[str]:
         elif char in ")]}":
             depth -= 1
             if depth < 0:
-                raise _error(f"unbalanced ')' in {text.strip()!r}")
+                raise _error(f"unbalanced ')' in {_shown(text.strip())}")
         elif char in ",\n" and depth == 0:
             items.append("".join(current))
             current = []
             continue
         current.append(char)
     if depth != 0 or quote is not None:
-        raise _error(f"unbalanced brackets or quotes in {text.strip()!r}")
+        raise _error(f"unbalanced brackets or quotes in {_shown(text.strip())}")
     items.append("".join(current))
     return [item.strip() for item in items if item.strip()]
 
@@ -71,25 +77,36 @@ def _callee(node: ast.expr, item: str) -> str:
         return node.id
     if isinstance(node, ast.Attribute):
         return node.attr
-    raise _error(f"{item!r} is not a layer such as Linear(64, 10)")
+    raise _error(f"{_shown(item)} is not a layer such as Linear(64, 10)")
 
 
 def _literal(node: ast.expr, item: str) -> Any:
     try:
         return ast.literal_eval(node)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, TypeError, RecursionError):
+        # Its own text, not ast.unparse: that recurses, and the tree may be thousands deep.
+        source = ast.get_source_segment(item, node) or "an argument"
         raise _error(
-            f"{item!r}: {ast.unparse(node)!r} is not a literal value (numbers, True/False, "
+            f"{_shown(item)}: {_shown(source)} is not a literal value (numbers, True/False, "
             "strings, tuples)"
         ) from None
 
 
-def parse_item(item: str, name: str) -> Layer:
-    """One layer from its text, e.g. `Conv2d(1, 4, 3, padding=1)` or `ReLU`."""
+def _syntax_tree(item: str) -> ast.expr:
+    """The expression of `item`; anything that is not one (not Python, nested thousands
+    deep) is an InputError."""
     try:
         tree = ast.parse(item, mode="eval").body
-    except SyntaxError:
-        raise _error(f"{item!r} is not a layer such as Linear(64, 10)") from None
+    except (SyntaxError, ValueError):
+        raise _error(f"{_shown(item)} is not a layer such as Linear(64, 10)") from None
+    except (RecursionError, MemoryError):  # the parser's own limits on nesting
+        raise _error(f"{_shown(item)} is nested too deeply to be a layer") from None
+    return tree
+
+
+def parse_item(item: str, name: str) -> Layer:
+    """One layer from its text, e.g. `Conv2d(1, 4, 3, padding=1)` or `ReLU`."""
+    tree = _syntax_tree(item)
     kind = _callee(tree.func if isinstance(tree, ast.Call) else tree, item)
     if kind == "Sequential":
         raise _error(
@@ -99,7 +116,7 @@ def parse_item(item: str, name: str) -> Layer:
     if isinstance(tree, ast.Call):
         args = [_literal(a, item) for a in tree.args]
         if any(k.arg is None for k in tree.keywords):
-            raise _error(f"{item!r}: ** arguments are not supported")
+            raise _error(f"{_shown(item)}: ** arguments are not supported")
         kwargs = {str(k.arg): _literal(k.value, item) for k in tree.keywords}
     else:
         args, kwargs = [], {}
@@ -111,6 +128,12 @@ def parse_item(item: str, name: str) -> Layer:
 
 def parse_layers(text: str) -> list[Layer]:
     """The layers of an architecture's text (see the module's docstring)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates: bytes of a command line not UTF-8
+        raise _error(
+            f"not valid text: {text[exc.start]!r} at position {exc.start} (not UTF-8)"
+        ) from None
     body = text.strip()
     wrapped = _WRAPPER.match(body)
     if wrapped:

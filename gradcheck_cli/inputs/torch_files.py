@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..safety.budget import DEFAULT_MAX_BYTES, check_budget
-from .readers import check_file
+from .readers import check_file, one_line
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _STATE_KEY = re.compile(r"^(?:(?P<prefix>.+)\.)?(?P<index>\d+)\.(?P<kind>weight|bias)$")
@@ -384,5 +384,23 @@ def _tensor_to_numpy(tensor: Any, name: str, path: Path, what: str) -> np.ndarra
         raise InputError(
             f"{what} {path}: {name} is complex ({tensor.dtype}); expected real numbers"
         )
-    array: np.ndarray = tensor.detach().to(device="cpu", dtype=torch.float64).numpy().copy()
+    if tensor.is_meta:
+        raise InputError(f"{what} {path}: {name} is a meta tensor, which holds no values")
+    if tensor.is_quantized:
+        raise InputError(
+            f"{what} {path}: {name} is quantized ({tensor.dtype}); save it dequantized "
+            "(.dequantize())"
+        )
+    if tensor.layout != torch.strided:
+        raise InputError(
+            f"{what} {path}: {name} is a {tensor.layout} tensor; save it dense (.to_dense())"
+        )
+    try:
+        converted = tensor.detach().to(device="cpu", dtype=torch.float64)
+        array: np.ndarray = converted.numpy().copy()
+    except (RuntimeError, TypeError, NotImplementedError) as exc:  # kinds torch cannot convert
+        raise InputError(
+            f"{what} {path}: {name} ({tensor.dtype}) is not a plain tensor of numbers "
+            f"({one_line(exc)})"
+        ) from None
     return array

@@ -34,6 +34,10 @@ Perturb = Callable[["Layer", Params, Cache, str, np.ndarray, np.ndarray, np.ndar
 # sizes of the parameter gradients' terms.
 Magnitude = Callable[["Layer", Params, Cache, np.ndarray], np.ndarray]
 REQUIRED: Any = object()
+# Whole-number options (sizes, strides, dimensions) must be below this: beyond it a number is
+# no size at all, and one of thousands of digits could not even be written in a message.
+MAX_WHOLE = 2**63
+_SHOWN = 80  # characters of a value quoted in a message
 
 
 @dataclass(frozen=True)
@@ -102,10 +106,22 @@ class LayerKind:
 # Option converters: each takes the value and the option's name (for the message).
 
 
+def shown(value: Any) -> str:
+    """`value` as Python writes it, clipped for a message (a value may be huge: a tuple of a
+    million entries, an int of more digits than Python will write)."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):
+        return "a value too large to write"
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+
+
 def as_int(value: Any, name: str) -> int:
-    """A whole number >= 0."""
+    """A whole number >= 0 (below MAX_WHOLE)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise InputError(f"{name} must be a whole number >= 0, got {value!r}")
+        raise InputError(f"{name} must be a whole number >= 0, got {shown(value)}")
+    if value >= MAX_WHOLE:
+        raise InputError(f"{name} must be below 2**63, got {shown(value)}")
     return int(value)
 
 
@@ -113,14 +129,16 @@ def as_positive(value: Any, name: str) -> int:
     """A whole number >= 1."""
     number = as_int(value, name)
     if number < 1:
-        raise InputError(f"{name} must be at least 1, got {value!r}")
+        raise InputError(f"{name} must be at least 1, got {shown(value)}")
     return number
 
 
 def as_index(value: Any, name: str) -> int:
     """A whole number, maybe negative (a dimension counted from the end)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InputError(f"{name} must be a whole number, got {value!r}")
+        raise InputError(f"{name} must be a whole number, got {shown(value)}")
+    if not -MAX_WHOLE < int(value) < MAX_WHOLE:
+        raise InputError(f"{name} must be between -2**63 and 2**63, got {shown(value)}")
     return int(value)
 
 
@@ -128,7 +146,7 @@ def pair(value: Any, name: str) -> tuple[int, int]:
     """An int or a pair of ints, as torch's 2-D sizes."""
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
-            raise InputError(f"{name} must be a number or a pair, got {value!r}")
+            raise InputError(f"{name} must be a number or a pair, got {shown(value)}")
         return as_int(value[0], name), as_int(value[1], name)
     number = as_int(value, name)
     return number, number
@@ -138,7 +156,7 @@ def positive_pair(value: Any, name: str) -> tuple[int, int]:
     """A pair of whole numbers >= 1."""
     a, b = pair(value, name)
     if min(a, b) < 1:
-        raise InputError(f"{name} must be at least 1, got {value!r}")
+        raise InputError(f"{name} must be at least 1, got {shown(value)}")
     return a, b
 
 
@@ -150,24 +168,28 @@ def optional_pair(value: Any, name: str) -> tuple[int, int] | None:
 def as_float(value: Any, name: str) -> float:
     """A finite number."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise InputError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(float(value)):
-        raise InputError(f"{name} must be finite, got {value!r}")
-    return float(value)
+        raise InputError(f"{name} must be a number, got {shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the largest float
+        number = math.inf
+    if not math.isfinite(number):
+        raise InputError(f"{name} must be finite, got {shown(value)}")
+    return number
 
 
 def as_positive_float(value: Any, name: str) -> float:
     """A finite number > 0."""
     number = as_float(value, name)
     if number <= 0:
-        raise InputError(f"{name} must be > 0, got {value!r}")
+        raise InputError(f"{name} must be > 0, got {shown(value)}")
     return number
 
 
 def as_bool(value: Any, name: str) -> bool:
     """True or False."""
     if not isinstance(value, (bool, np.bool_)):
-        raise InputError(f"{name} must be True or False, got {value!r}")
+        raise InputError(f"{name} must be True or False, got {shown(value)}")
     return bool(value)
 
 
@@ -185,7 +207,7 @@ def choice(*choices: str) -> Callable[[Any, str], str]:
     def convert(value: Any, name: str) -> str:
         if value not in choices:
             allowed = ", ".join(map(repr, choices))
-            raise InputError(f"{name} must be one of {allowed}, got {value!r}")
+            raise InputError(f"{name} must be one of {allowed}, got {shown(value)}")
         return str(value)
 
     return convert

@@ -32,6 +32,7 @@ from .layer_spec import (
     copy_index,
     pair,
     positive_pair,
+    shown,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -336,7 +337,7 @@ def make_layer(kind: str, *args: Any, name: str = "", **kwargs: Any) -> Layer:
         if arg.only_default:
             if converted != arg.convert(arg.default, arg.name):
                 raise InputError(
-                    f"{label}: {arg.name}={value!r} is not supported (only {arg.default!r})"
+                    f"{label}: {arg.name}={shown(value)} is not supported (only {arg.default!r})"
                 )
             continue
         options.append((arg.name, converted))

@@ -48,11 +48,29 @@ def layer_of(kind: str, name: str, attributes: Mapping[str, Any]) -> Layer:
         raise InputError(f"model: module {name}: {exc}", arguments=(MODEL_ARGUMENT,)) from None
 
 
-def _walk(model: Any, prefix: str, names: list[str], layers: list[Layer]) -> None:
-    for name, child in model.named_children():
+def _children(model: Any) -> list[tuple[str, Any]]:
+    """A Sequential's children in order, a module that appears twice both times (torch's
+    named_children() gives it once, which would drop the second ReLU of `a, a`)."""
+    modules = getattr(model, "_modules", None)
+    if isinstance(modules, dict):
+        return [(str(k), v) for k, v in modules.items() if v is not None]
+    return list(model.named_children())
+
+
+def _walk(
+    model: Any, prefix: str, names: list[str], layers: list[Layer], seen: dict[int, str]
+) -> None:
+    for name, child in _children(model):
         full = f"{prefix}{name}"
+        if id(child) in seen and any(True for _ in child.parameters()):
+            raise InputError(
+                f"model: module {full} is module {seen[id(child)]} again (shared weights); give "
+                "each layer its own module",
+                arguments=(MODEL_ARGUMENT,),
+            )
+        seen.setdefault(id(child), full)
         if _is_sequential(child):
-            _walk(child, f"{full}.", names, layers)
+            _walk(child, f"{full}.", names, layers, seen)
             continue
         layers.append(layer_of(type(child).__name__, full, module_attributes(child, names)))
 
@@ -67,7 +85,7 @@ def layers_of_model(model: Any) -> tuple[list[Layer], dict[str, np.ndarray]]:
             arguments=(MODEL_ARGUMENT,),
         )
     layers: list[Layer] = []
-    _walk(model, "", attribute_names(), layers)
+    _walk(model, "", attribute_names(), layers, {})
     if not layers:
         raise InputError("model: the nn.Sequential is empty", arguments=(MODEL_ARGUMENT,))
     params = {}

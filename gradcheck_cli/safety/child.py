@@ -229,13 +229,34 @@ def _plain(value: Any) -> Any:
     return None
 
 
-def _describe(model: Any, prefix: str, names: list[str], out: list[dict[str, Any]]) -> None:
+_MAX_WHOLE = 2**63  # an option beyond it is no size (and JSON could not even write some)
+
+
+def _children(model: Any) -> list[tuple[str, Any]]:
+    """A Sequential's children in order, a module that appears twice both times (torch's
+    named_children() gives it once, which would drop the second ReLU of `a, a`)."""
+    modules = getattr(model, "_modules", None)
+    if isinstance(modules, dict):
+        return [(str(k), v) for k, v in modules.items() if v is not None]
+    return list(model.named_children())
+
+
+def _describe(
+    model: Any, prefix: str, names: list[str], out: list[dict[str, Any]], seen: dict[int, str]
+) -> None:
     """Every leaf module of an nn.Sequential (nested ones in line): its class name, its
-    name and the attributes of these names."""
-    for name, module in model.named_children():
+    name and the attributes of these names. A module with parameters that appears twice
+    (shared weights) is Unusable: each layer is checked with its own parameters."""
+    for name, module in _children(model):
         full = f"{prefix}{name}"
+        if id(module) in seen and any(True for _ in module.parameters()):
+            raise values.Unusable(
+                f"module {full} is module {seen[id(module)]} again (shared weights); give "
+                "each layer its own module"
+            )
+        seen.setdefault(id(module), full)
         if type(module).__name__ == "Sequential" and hasattr(module, "named_children"):
-            _describe(module, f"{full}.", names, out)
+            _describe(module, f"{full}.", names, out, seen)
             continue
         attributes = {}
         for attribute in names:
@@ -243,8 +264,15 @@ def _describe(model: Any, prefix: str, names: list[str], out: list[dict[str, Any
                 value = getattr(module, attribute)
                 if attribute == "bias" and not isinstance(value, bool):
                     value = value is not None  # a Parameter, or None without a bias
-                if _plain(value) is not None:
-                    attributes[attribute] = _plain(value)
+                plain = _plain(value)
+                numbers = plain if isinstance(plain, list) else [plain]
+                if any(isinstance(v, int) and abs(v) >= _MAX_WHOLE for v in numbers):
+                    raise values.Unusable(
+                        f"module {full}: {attribute} is a whole number too large for any size "
+                        "(at least 2**63)"
+                    )
+                if plain is not None:
+                    attributes[attribute] = plain
         out.append({"kind": type(module).__name__, "name": full, "attributes": attributes})
 
 
@@ -264,11 +292,17 @@ def serve_model(init: dict[str, Any], reply: Callable[..., None]) -> None:
                 "a torch nn.Sequential (its layers are checked in order)"
             )
         layers: list[dict[str, Any]] = []
-        _describe(model, "", [str(n) for n in init["attributes"]], layers)
-        params = {
-            name: tensor.detach().cpu().double().numpy().copy()
-            for name, tensor in model.named_parameters()
-        }
+        try:
+            _describe(model, "", [str(n) for n in init["attributes"]], layers, {})
+        except values.Unusable as exc:
+            raise values.Unusable(f"model file {path}: {function}(): {exc}") from None
+        params = {}
+        for name, tensor in model.named_parameters():
+            if tensor.is_complex():
+                raise values.Unusable(
+                    f"model file {path}: {name} is complex ({tensor.dtype}); expected real numbers"
+                )
+            params[name] = tensor.detach().cpu().double().numpy().copy()
     except values.Unusable as exc:
         _flush()
         reply({"kind": "input_error", "message": str(exc)})

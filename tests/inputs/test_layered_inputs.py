@@ -75,6 +75,15 @@ def test_nested_sequentials_keep_their_state_dict_names():
     assert list(params) == list(model.state_dict())
 
 
+def test_a_module_used_twice_is_two_layers_and_shared_weights_are_refused():
+    act = nn.ReLU()
+    layers, _ = layers_of_model(nn.Sequential(nn.Linear(3, 4), act, nn.Linear(4, 4), act))
+    assert [(layer.kind, layer.name) for layer in layers][2:] == [("Linear", "2"), ("ReLU", "3")]
+    shared = nn.Linear(3, 3)
+    with pytest.raises(InputError, match=r"module 2 is module 0 again \(shared weights\)"):
+        layers_of_model(nn.Sequential(shared, nn.ReLU(), shared))
+
+
 def test_make_layered_problem_checks_names_shapes_and_targets():
     model, X, T = conv_net(0)
     layers, params = layers_of_model(model)

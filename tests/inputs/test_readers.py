@@ -52,6 +52,42 @@ def test_state_dict_float32_widens_exactly_and_prefix_is_accepted(tmp_path):
     assert np.array_equal(problem.biases[1], state["net.2.bias"].numpy().astype(np.float64))
 
 
+@pytest.mark.torch
+@pytest.mark.filterwarnings("ignore:TypedStorage is deprecated")  # torch.load of a quantized one
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("quantized", r"0\.weight is quantized \(torch\.qint8\); save it dequantized"),
+        ("sparse", r"0\.weight is a torch\.sparse_coo tensor; save it dense"),
+        ("meta", r"0\.weight is a meta tensor, which holds no values"),
+    ],
+)
+def test_state_dict_tensors_without_plain_values_are_input_errors(tmp_path, kind, message):
+    # They were exit 3 (RuntimeError, TypeError, NotImplementedError from .numpy()), both for a
+    # layered network's state_dict and for an MLP's.
+    import warnings
+
+    import torch
+
+    from gradcheck_cli.errors import InputError
+    from gradcheck_cli.inputs.torch_files import read_named_state_dict
+
+    weight = torch.ones(2, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # quantized tensors and their storage are deprecated
+        odd = {
+            "quantized": lambda: torch.quantize_per_tensor(weight, 0.1, 0, torch.qint8),
+            "sparse": weight.to_sparse,
+            "meta": lambda: torch.empty(2, 3, device="meta"),
+        }[kind]()
+        torch.save({"0.weight": odd, "0.bias": torch.zeros(2)}, tmp_path / "p.pt")
+    with pytest.raises(InputError, match=message):
+        read_named_state_dict(tmp_path / "p.pt")
+    np.savez(tmp_path / "d.npz", X=np.ones((4, 3)), T=np.ones((4, 2)))
+    with pytest.raises(InputError, match=message):
+        load_problem(tmp_path / "d.npz", tmp_path / "p.pt")
+
+
 def test_utils_values_are_kept_exactly(tmp_path):
     third = 1.0 / 3.0  # not representable in float32: a float32 detour would change it
     (tmp_path / "exact.py").write_text(
