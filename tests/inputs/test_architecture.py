@@ -90,10 +90,11 @@ def test_any_text_parses_or_is_an_input_error(text):
     [
         # The parser's own limits, not a RecursionError or MemoryError
         ("Linear(" + "+".join(["1"] * 700) + ", 3)", "is not a literal value"),  # unparse recursed
-        ("Linear(" + "+".join(["1"] * 100_000) + ", 3)", "nested too deeply"),
-        ("Linear(" + "-" * 100_000 + "1, 3)", "nested too deeply"),
-        ("Linear(x" + ".x" * 100_000 + ", 3)", "nested too deeply"),
-        ("Linear" + "()" * 100_000, "nested too deeply"),
+        # (Python 3.10's parser reads some of them and they are refused as what they are.)
+        ("Linear(" + "+".join(["1"] * 100_000) + ", 3)", ("nested too deeply", "not a literal")),
+        ("Linear(" + "-" * 100_000 + "1, 3)", ("nested too deeply", "not a literal")),
+        ("Linear(x" + ".x" * 100_000 + ", 3)", ("nested too deeply", "not a literal")),
+        ("Linear" + "()" * 100_000, ("nested too deeply", "is not a layer")),
         # Numbers too large to be a size, or to be written in a message
         ("Linear(4, 0x" + "F" * 5000 + ")", "out_features must be below 2**63"),
         ("Linear(-0x" + "F" * 5000 + ", 3)", "got a value too large to write"),
@@ -110,7 +111,8 @@ def test_any_text_parses_or_is_an_input_error(text):
 def test_hostile_texts_are_one_line_input_errors(text, message):
     with pytest.raises(InputError) as caught:
         parse_layers(text)
-    assert message in str(caught.value)
+    messages = (message,) if isinstance(message, str) else message
+    assert any(m in str(caught.value) for m in messages), str(caught.value)
     assert "\n" not in str(caught.value) and len(str(caught.value)) < 400
 
 
