@@ -80,7 +80,10 @@ def _layered_problem(
     if len(data) != 2:
         raise InputError("data must be (X, T)", arguments=("data",))
     if (model is None) == (layers is None):
-        raise InputError("give the architecture as model or as layers (one of them)")
+        raise InputError(
+            "give the architecture as model or as layers (one of them)",
+            arguments=("layers", "model"),
+        )
     if model is not None:
         source = "model"
         if isinstance(model, str):

@@ -151,6 +151,13 @@ def load(
     except ValueError as exc:
         raise InputError(str(exc), arguments=("timeout",)) from None
 
+    if (layers is not None or model is not None) and State.activation_given:
+        # Silently ignoring it would check another network than the user means.
+        raise InputError(
+            "--activation applies to MLP problems; a --layers or --model network names its "
+            "own activations (e.g. 'Linear(4, 8), Tanh, Linear(8, 1)')",
+            arguments=("activation",),
+        )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         problem = load_problem(

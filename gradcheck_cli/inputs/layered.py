@@ -157,7 +157,10 @@ def load_layered_problem(
     from `params` (.pt state_dict or .npz), else from the model, else from the data file's
     other keys. Each file may declare at most `max_input_mb` MB of arrays."""
     if (layers is None) == (model is None):
-        raise InputError("give the architecture as layers or as model (one of them)")
+        raise InputError(
+            "give the architecture as layers or as model (one of them)",
+            arguments=("layers", "model"),
+        )
     data_path = Path(data) if data is not None else bundled_problem_path()
     budget = budget_bytes(max_input_mb)
     arrays = read_data(data_path, budget)

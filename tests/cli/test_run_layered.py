@@ -87,6 +87,22 @@ def test_params_with_layers_the_same_problem(files):
     assert text["backends"][0]["loss"] == model["backends"][0]["loss"]
 
 
+def test_activation_with_a_layered_network_is_bad_input(files):
+    # Ignoring it would check another network than the one the user means.
+    for loading in (by_model(files), by_layers(files)):
+        assert_bad_input(
+            ["run", *loading, "--activation", "tanh"],
+            "--activation applies to MLP problems; a --layers or --model network names its own",
+        )
+
+
+def test_layers_and_model_together_are_bad_input_in_flags(files):
+    assert_bad_input(
+        ["run", *by_model(files), "--layers", CONV_TEXT],
+        "give the architecture as --layers or as --model (one of them)",
+    )
+
+
 def test_layers_from_the_config_file(files):
     Path(files["dir"], "pyproject.toml").write_text(
         "[tool.gradcheck]\n"
