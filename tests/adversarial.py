@@ -216,6 +216,11 @@ class Linear(nn.Module):
 
 def huge_size():
     return nn.Sequential(Linear())
+
+def doubling_hook():
+    model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))
+    model[1].register_forward_hook(lambda module, inputs, output: 2 * output)
+    return model
 """
 
 
@@ -525,6 +530,13 @@ CASES: list[Case] = [
         _model("shared_relu", "--json"),
         0,
         check=_every_layer_checked,  # named_children() gave it once: the second was dropped
+        torch=True,
+    ),
+    Case(
+        "--model with a forward hook that doubles an output",
+        _model("doubling_hook"),
+        2,
+        "module 1 has a forward hook, which the check cannot reproduce; remove it",
         torch=True,
     ),
     Case(

@@ -48,6 +48,15 @@ def layer_of(kind: str, name: str, attributes: Mapping[str, Any]) -> Layer:
         raise InputError(f"model: module {name}: {exc}", arguments=(MODEL_ARGUMENT,)) from None
 
 
+_HOOKS = ("_forward_pre_hooks", "_forward_hooks", "_backward_pre_hooks", "_backward_hooks")
+
+
+def _hooks(module: Any) -> list[str]:
+    """The kinds of hook registered on a module (a forward hook may change its output, which
+    the NumPy and functional backends, computing the plain layers, cannot reproduce)."""
+    return [h.strip("_").replace("_", " ")[:-1] for h in _HOOKS if getattr(module, h, None)]
+
+
 def _children(model: Any) -> list[tuple[str, Any]]:
     """A Sequential's children in order, a module that appears twice both times (torch's
     named_children() gives it once, which would drop the second ReLU of `a, a`)."""
@@ -57,11 +66,22 @@ def _children(model: Any) -> list[tuple[str, Any]]:
     return list(model.named_children())
 
 
+def _refuse_hooks(module: Any, where: str) -> None:
+    hooks = _hooks(module)
+    if hooks:
+        raise InputError(
+            f"model: {where} has a {' and a '.join(hooks)}, which the check cannot reproduce; "
+            f"remove {'it' if len(hooks) == 1 else 'them'} (the plain layers are what is checked)",
+            arguments=(MODEL_ARGUMENT,),
+        )
+
+
 def _walk(
     model: Any, prefix: str, names: list[str], layers: list[Layer], seen: dict[int, str]
 ) -> None:
     for name, child in _children(model):
         full = f"{prefix}{name}"
+        _refuse_hooks(child, f"module {full}")
         if id(child) in seen and any(True for _ in child.parameters()):
             raise InputError(
                 f"model: module {full} is module {seen[id(child)]} again (shared weights); give "
@@ -84,6 +104,7 @@ def layers_of_model(model: Any) -> tuple[list[Layer], dict[str, np.ndarray]]:
             f"{type(model).__name__}",
             arguments=(MODEL_ARGUMENT,),
         )
+    _refuse_hooks(model, "the nn.Sequential")
     layers: list[Layer] = []
     _walk(model, "", attribute_names(), layers, {})
     if not layers:

@@ -241,6 +241,24 @@ def _children(model: Any) -> list[tuple[str, Any]]:
     return list(model.named_children())
 
 
+_HOOKS = ("_forward_pre_hooks", "_forward_hooks", "_backward_pre_hooks", "_backward_hooks")
+
+
+def _hooks(module: Any) -> list[str]:
+    """The kinds of hook registered on a module (a forward hook may change its output, which
+    the NumPy and functional backends, computing the plain layers, cannot reproduce)."""
+    return [h.strip("_").replace("_", " ")[:-1] for h in _HOOKS if getattr(module, h, None)]
+
+
+def _refuse_hooks(module: Any, where: str) -> None:
+    hooks = _hooks(module)
+    if hooks:
+        raise values.Unusable(
+            f"{where} has a {' and a '.join(hooks)}, which the check cannot reproduce; "
+            f"remove {'it' if len(hooks) == 1 else 'them'} (the plain layers are what is checked)"
+        )
+
+
 def _describe(
     model: Any, prefix: str, names: list[str], out: list[dict[str, Any]], seen: dict[int, str]
 ) -> None:
@@ -249,6 +267,7 @@ def _describe(
     (shared weights) is Unusable: each layer is checked with its own parameters."""
     for name, module in _children(model):
         full = f"{prefix}{name}"
+        _refuse_hooks(module, f"module {full}")
         if id(module) in seen and any(True for _ in module.parameters()):
             raise values.Unusable(
                 f"module {full} is module {seen[id(module)]} again (shared weights); give "
@@ -293,6 +312,7 @@ def serve_model(init: dict[str, Any], reply: Callable[..., None]) -> None:
             )
         layers: list[dict[str, Any]] = []
         try:
+            _refuse_hooks(model, "the nn.Sequential")
             _describe(model, "", [str(n) for n in init["attributes"]], layers, {})
         except values.Unusable as exc:
             raise values.Unusable(f"model file {path}: {function}(): {exc}") from None

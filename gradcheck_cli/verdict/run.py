@@ -229,6 +229,14 @@ def run_checks(
         notes += validation_notes(fd_check)
     if validation is not None and not validation.ok:
         notes.append("the reference is in doubt: " + "; ".join(validation.problems))
+    if fd is not None and fd.fd is not None and fd.fd.directional is not None:
+        count = fd.fd.directional.count
+        # A mistake in one entry moves every g.v; one spread over entries can cancel in some.
+        notes.append(
+            f"{count} random sign directions: a mistake that cancels in g.v (+a and -a in two "
+            f"entries) goes unseen by each with probability up to 1/2, by all {count} with up "
+            f"to {0.5**count:.1g} (more directions: --fd-samples)"
+        )
     # A directional reference has no entries: whether the gradient is zero everywhere is
     # the validated built-ins' float64 gradients' to say (else the backends' median), or a
     # wrong backprop that returns zeros passes at an exact minimum.

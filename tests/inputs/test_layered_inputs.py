@@ -140,3 +140,16 @@ def test_load_from_files_and_from_a_model_function(tmp_path):
         load_layered_problem(tmp_path / "d.npz", model=f"{tmp_path / 'm.py'}:nothing")
     with pytest.raises(InputError, match="one of them"):
         load_layered_problem(tmp_path / "d.npz", layers=CONV_TEXT, model="m.py:make")
+
+
+def test_a_live_model_with_hooks_is_refused():
+    # A hook changes what the model computes; the check computes the plain layers.
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    model[1].register_forward_hook(lambda module, inputs, output: 2 * output)
+    with pytest.raises(InputError, match="module 1 has a forward hook"):
+        layers_of_model(model)
+    model = nn.Sequential(nn.Linear(3, 2))
+    model.register_forward_pre_hook(lambda module, inputs: inputs)
+    model.register_forward_hook(lambda module, inputs, output: output)
+    with pytest.raises(InputError, match=r"has a forward pre hook and a forward hook.*remove them"):
+        layers_of_model(model)

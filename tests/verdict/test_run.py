@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+import gradcheck_cli
 from gradcheck_cli.backends import backend_names, create_backend
 from gradcheck_cli.verdict import run_checks
 from tests.helpers import (
@@ -75,3 +76,18 @@ def test_a_wrong_gradient_fails_in_either_dtype(dtype, factor, exercise_problem)
     assert report.backend("numpy").ok
     assert not report.backend("scaled").ok
     assert [p.name for p in report.backend("scaled").params if not p.ok] == ["W2"]
+
+
+def test_directional_mode_says_how_likely_a_cancelling_mistake_goes_unseen():
+    # Random signs: a mistake of +a and -a in two entries cancels in g.v with probability 1/2
+    # per direction, 2**-16 over the default 16.
+    report = gradcheck_cli.check(backends=["numpy"], fd="directional")
+    assert report.ok
+    notes = [n for n in report.notes if "random sign directions" in n]
+    assert notes == [
+        "16 random sign directions: a mistake that cancels in g.v (+a and -a in two entries) "
+        "goes unseen by each with probability up to 1/2, by all 16 with up to 2e-05 (more "
+        "directions: --fd-samples)"
+    ]
+    full = gradcheck_cli.check(backends=["numpy"], fd="full")
+    assert not any("random sign directions" in n for n in full.notes)
