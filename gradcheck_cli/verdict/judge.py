@@ -257,6 +257,8 @@ def judge_backend(
         )
     if grads.dB is None and grads.named is None:
         hints.append("biases were not returned; only the weights were checked")
+    if problem is not None:
+        hints.extend(_narrow_type_hints(grads, params, problem.dtype))
     sensitivities = [p.sensitivity for p in params if p.sensitivity is not None]
     result = BackendResult(
         name=name,
@@ -274,6 +276,30 @@ def judge_backend(
         sensitivity=max(sensitivities) if sensitivities else None,
     )
     return result, failed
+
+
+def _narrow_type_hints(grads: Gradients, params: list[ParamResult], dtype: str) -> list[str]:
+    """A failing gradient returned in a narrower type than the check's dtype: its rounding
+    (float32 in a float64 check) or truncation (integers) alone can put it off, so say so."""
+    named = grads.by_name()
+    wide = np.dtype(dtype).itemsize
+    narrow: dict[np.dtype, list[str]] = {}
+    for param in params:
+        got = np.asarray(named[param.name]).dtype
+        if not param.ok and (got.kind != "f" or got.itemsize < wide):
+            narrow.setdefault(got, []).append(param.name)
+    hints = []
+    for got, names in narrow.items():
+        which = f"{', '.join(names)} came back as {got}"
+        if got.kind != "f":
+            hints.append(f"{which}: gradients are real numbers, and an integer type truncates them")
+            continue
+        other = f", or check in {got} (--dtype {got})" if got == np.float32 else ""
+        hints.append(
+            f"{which} while the check runs in {dtype}: {got} rounding alone puts entries "
+            f"off; compute in {dtype}{other}"
+        )
+    return hints
 
 
 def _tensor_directions(
