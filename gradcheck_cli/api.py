@@ -158,6 +158,10 @@ def check(
     negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
     backends: Sequence[str] | None = None,
     fd: str = "auto",  # as on the command line: full up to a threshold, then sampled
+    fd_samples: int | None = None,
+    fd_step: float | None = None,
+    fd_order: int = 2,
+    seed: int = 0,
     rtol: float | None = None,
     atol: float | None = None,
     reference: str = "auto",
@@ -174,8 +178,9 @@ def check(
     or from arrays (`data=(X, T), params=(W, B)`). `backends` lists built-in backends to run
     alongside (default: all). `reference` is what judges your functions: "backends" (the
     built-ins' float64 consensus, validated by finite differences), "fd", or "auto" (backends
-    when two built-ins run). Returns the Report: `.ok`, `.to_dict()`, and a rich rendering
-    in Jupyter.
+    when two built-ins run). `fd` ("auto", "full", "sample", "directional", "off"),
+    `fd_samples`, `fd_step`, `fd_order` and `seed` are the command line's --fd options.
+    Returns the Report: `.ok`, `.to_dict()`, and a rich rendering in Jupyter.
 
     A "FILE:FUNC" function and a `utils` file run in a separate process that may take
     `timeout` seconds per step (importing, one call): an exit, crash or hang there is that
@@ -208,7 +213,16 @@ def check(
         backends = [backends]
     names = list(backends) if backends is not None else backend_names()
     users = _user_backends(functions, timeout, budget)
-    settings = CheckOptions(rtol=rtol, atol=atol, fd_mode=fd, reference=reference)
+    settings = CheckOptions(
+        rtol=rtol,
+        atol=atol,
+        fd_mode=fd,
+        fd_step=fd_step,
+        fd_samples=fd_samples,
+        fd_order=fd_order,
+        seed=seed,
+        reference=reference,
+    )
     try:
         chosen: list[Backend] = [create_backend(n) for n in names]
         report = run_checks(problem, chosen + list(users), settings)

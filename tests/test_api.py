@@ -88,3 +88,23 @@ def test_check_samples_finite_differences_on_a_large_network_like_the_cli():
     assert report.finite_difference is not None
     assert report.finite_difference.mode == "sample"
     assert report.ok
+
+
+def test_the_finite_difference_options_of_the_command_line():
+    sampled = gradcheck_cli.check(backends=["numpy"], fd="sample", fd_samples=7, seed=3)
+    assert sampled.ok and sampled.finite_difference.mode == "sample"
+    assert sampled.finite_difference.checked >= 7  # at least one entry of every tensor
+    other_seed = gradcheck_cli.check(backends=["numpy"], fd="sample", fd_samples=7, seed=4)
+    assert not all(
+        np.array_equal(np.isnan(a), np.isnan(b))
+        for a, b in zip(
+            sampled.finite_difference.estimates.values(),
+            other_seed.finite_difference.estimates.values(),
+        )
+    )
+    directional = gradcheck_cli.check(backends=["numpy"], fd="directional", fd_samples=5)
+    assert directional.finite_difference.checked == 5
+    richardson = gradcheck_cli.check(backends=["numpy"], fd="full", fd_order=4, fd_step=1e-3)
+    assert richardson.ok and richardson.finite_difference.step == 1e-3
+    with pytest.raises(InputError, match="fd_order must be one of 2, 4"):
+        gradcheck_cli.check(backends=["numpy"], fd_order=3)
