@@ -11,8 +11,7 @@ from .backends.base import Backend
 from .backends.user import UserBackend
 from .errors import InputError
 from .inputs import load_layered_problem, load_problem, make_layered_problem, make_problem
-from .inputs.architecture import parse_layers
-from .inputs.models import layers_of_model, model_from_file
+from .inputs.layered import architecture
 from .nn import DEFAULT_NEGATIVE_SLOPE
 from .outputs.notebook import NotebookReport
 from .problem import AnyProblem
@@ -79,21 +78,10 @@ def _layered_problem(
         )
     if len(data) != 2:
         raise InputError("data must be (X, T)", arguments=("data",))
-    if (model is None) == (layers is None):
-        raise InputError(
-            "give the architecture as model or as layers (one of them)",
-            arguments=("layers", "model"),
-        )
-    if model is not None:
-        source = "model"
-        if isinstance(model, str):
-            budget = budget_bytes(max_input_mb)
-            found, named = model_from_file(model, timeout=timeout, max_bytes=budget)
-        else:
-            found, named = layers_of_model(model)
-    else:
-        source = "layers"
-        found, named = (parse_layers(layers) if isinstance(layers, str) else list(layers)), {}
+    found, named = architecture(
+        layers, model, timeout=timeout, max_bytes=budget_bytes(max_input_mb)
+    )
+    source = "model" if model is not None else "layers"
     if params is not None:
         if not isinstance(params, Mapping):
             raise InputError(

@@ -20,7 +20,7 @@ from typing import TextIO
 
 from rich.markup import escape
 
-from ..safety.text import DEFUSED_PREFIX, is_command_line
+from ..safety.text import DEFUSED_PREFIX, encodable, is_command_line
 from ..safety.values import one_line
 from .application import stderr
 
@@ -57,28 +57,21 @@ _BREAKS = ("\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028",
 
 def to_encoding(text: str, encoding: str | None) -> str:
     """`text` as the console can show it: ASCII stand-ins, then '?' for what is left."""
-    if not encoding:
+    if not encoding or _encodes(text, encoding):
         return text
+    stand_ins = "".join(c if _encodes(c, encoding) else c.translate(_ASCII) for c in text)
+    return encodable(stand_ins, encoding)
+
+
+def _encodes(text: str, encoding: str) -> bool:
+    """Whether `encoding` represents `text` (an encoding Python does not know: as is)."""
     try:
         text.encode(encoding)
-        return text
-    except UnicodeEncodeError:
-        pass
-    except LookupError:
-        return text
-    return (
-        "".join(c if _encodes(c, encoding) else c.translate(_ASCII) for c in text)
-        .encode(encoding, errors="replace")
-        .decode(encoding, errors="replace")
-    )
-
-
-def _encodes(character: str, encoding: str) -> bool:
-    try:
-        character.encode(encoding)
         return True
     except UnicodeEncodeError:
         return False
+    except LookupError:
+        return True
 
 
 class ReportStream:

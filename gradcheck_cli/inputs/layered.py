@@ -21,7 +21,7 @@ from ..nn import network as net
 from ..nn.layer_spec import Layer
 from ..nn.layers import layer_kind, parameter_shapes
 from ..problem import BUNDLED_SOURCE, DTYPES, LayeredProblem
-from ..safety.budget import DEFAULT_MAX_INPUT_MB, budget_bytes
+from ..safety.budget import DEFAULT_MAX_BYTES, DEFAULT_MAX_INPUT_MB, budget_bytes
 from ..safety.process import DEFAULT_TIMEOUT
 from .architecture import parse_layers
 from .arrays import (
@@ -140,6 +140,27 @@ def _read_named_params(path: Path, budget: int) -> dict[str, np.ndarray]:
     return read_npz(path, "params file", max_bytes=budget)
 
 
+def architecture(
+    layers: str | Sequence[Layer] | None,
+    model: Any,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> tuple[list[Layer], dict[str, np.ndarray]]:
+    """The layers, and the model's parameters (none for layers), from exactly one of `layers`
+    (text or Layers) or `model` (an nn.Sequential, or "FILE:FUNC", run in a child process)."""
+    if (layers is None) == (model is None):
+        raise InputError(
+            "give the architecture as layers or as model (one of them)",
+            arguments=("layers", "model"),
+        )
+    if isinstance(model, str):
+        return model_from_file(model, timeout=timeout, max_bytes=max_bytes)
+    if model is not None:
+        return layers_of_model(model)
+    return (parse_layers(layers) if isinstance(layers, str) else list(layers or [])), {}
+
+
 def load_layered_problem(
     data: str | Path | None = None,
     params: str | Path | None = None,
@@ -156,23 +177,14 @@ def load_layered_problem(
     which runs that file in a child process for at most `timeout` seconds), the parameters
     from `params` (.pt state_dict or .npz), else from the model, else from the data file's
     other keys. Each file may declare at most `max_input_mb` MB of arrays."""
-    if (layers is None) == (model is None):
-        raise InputError(
-            "give the architecture as layers or as model (one of them)",
-            arguments=("layers", "model"),
-        )
     data_path = Path(data) if data is not None else bundled_problem_path()
     budget = budget_bytes(max_input_mb)
+    found, named = architecture(layers, model, timeout=timeout, max_bytes=budget)
     arrays = read_data(data_path, budget)
     parts = [BUNDLED_SOURCE if data is None else str(data_path)]
-    if model is not None:
-        if isinstance(model, str):
-            parts.append(model)
-            found, named = model_from_file(model, timeout=timeout, max_bytes=budget)
-        else:
-            found, named = layers_of_model(model)
-    else:
-        found = parse_layers(layers) if isinstance(layers, str) else list(layers or [])
+    if isinstance(model, str):
+        parts.append(model)
+    if layers is not None:  # the parameters, unless params gives them: the data file's others
         named = {k: v for k, v in arrays.items() if k not in ("X", "T")}
     if params is not None:
         named = _read_named_params(Path(params), budget)
