@@ -450,6 +450,30 @@ def _forward(X: np.ndarray, W: list[np.ndarray], B: list[np.ndarray], act: str) 
     return A.numpy()
 
 
+def random_targets(rng: np.random.Generator, loss: str, samples: int, outputs: int) -> Any:
+    """Targets the loss takes: class labels, probabilities in [0, 1], or real values."""
+    if loss == "cross-entropy":
+        return rng.integers(0, outputs, size=samples)
+    if loss == "bce":
+        return rng.uniform(0, 1, size=(samples, outputs))
+    return rng.standard_normal((samples, outputs))
+
+
+def torch_loss(Y: Any, T: np.ndarray, loss: str) -> Any:
+    """The loss of torch outputs Y against targets T, as torch computes it (T as labels, or
+    in Y's dtype)."""
+    import torch
+
+    F = torch.nn.functional
+    if loss == "cross-entropy":
+        labels = T.ndim == 1
+        return F.cross_entropy(Y, torch.tensor(T, dtype=torch.int64 if labels else Y.dtype))
+    target = torch.tensor(T, dtype=Y.dtype)
+    if loss == "bce":
+        return F.binary_cross_entropy_with_logits(Y, target)
+    return F.mse_loss(Y, target, reduction="mean" if loss == "mse" else "sum")
+
+
 def fuzz_problem(seed: int, activation: str, loss: str, dtype: str, point: str) -> Problem:
     """A random MLP problem of 1-4 layers at the requested kind of point."""
     rng = np.random.default_rng(seed)
@@ -473,12 +497,8 @@ def fuzz_problem(seed: int, activation: str, loss: str, dtype: str, point: str) 
         W[-1], B[-1] = 8 * W[-1], 8 * B[-1]  # confident outputs
         Y = _forward(X, W, B, activation)
         T = Y.argmax(axis=1) if loss == "cross-entropy" else (Y > 0).astype(float)
-    elif loss == "cross-entropy":
-        T = rng.integers(0, outputs, size=samples)
-    elif loss == "bce":
-        T = rng.uniform(0, 1, size=(samples, outputs))
     else:
-        T = rng.standard_normal((samples, outputs))
+        T = random_targets(rng, loss, samples, outputs)
     source = f"fuzzed problem at a {point} point"
     return make_problem(X, T, W, B, activation=activation, loss=loss, dtype=dtype, source=source)
 
@@ -495,13 +515,5 @@ def careful_user(problem: Problem) -> list[np.ndarray]:
         A = A @ params[i] + params[k + i]
         if i < k - 1:
             A = torch_activation(problem.activation)(A)
-    F = torch.nn.functional
-    if problem.loss == "cross-entropy":
-        value = F.cross_entropy(A, torch.tensor(problem.T))
-    elif problem.loss == "bce":
-        value = F.binary_cross_entropy_with_logits(A, torch.tensor(problem.T, dtype=dtype))
-    else:
-        T = torch.tensor(problem.T, dtype=dtype)
-        value = F.mse_loss(A, T, reduction="mean" if problem.loss == "mse" else "sum")
-    value.backward()
+    torch_loss(A, problem.T, problem.loss).backward()
     return [p.grad.numpy().astype(np.float64) for p in params]  # type: ignore[union-attr]

@@ -18,6 +18,7 @@ import pytest
 from gradcheck_cli.inputs import make_layered_problem
 from gradcheck_cli.inputs.models import layers_of_model
 from gradcheck_cli.problem import LayeredProblem
+from tests.helpers import random_targets, torch_loss
 
 # The layered tests build their networks in torch and compare with its autograd: a module that
 # imports these helpers is skipped where torch is not installed.
@@ -88,14 +89,7 @@ def torch_gradients(
     net = copy.deepcopy(model).double().train()
     net.zero_grad()
     Y = net(torch.tensor(X, dtype=torch.float64))
-    if loss == "cross-entropy":
-        value = nn.functional.cross_entropy(Y, torch.tensor(T, dtype=torch.int64))
-    elif loss == "bce":
-        value = nn.functional.binary_cross_entropy_with_logits(Y, torch.tensor(T))
-    else:
-        value = nn.functional.mse_loss(
-            Y, torch.tensor(T), reduction="mean" if loss == "mse" else "sum"
-        )
+    value = torch_loss(Y, np.asarray(T), loss)
     value.backward()
     grads = {n: p.grad.detach().numpy().copy() for n, p in net.named_parameters()}
     return float(value.item()), grads
@@ -212,12 +206,8 @@ def random_model(
                 model[-1].bias *= 8
                 Y = model(torch.tensor(X)).numpy()
             T = Y.argmax(axis=1) if loss == "cross-entropy" else (Y > 0).astype(float)
-    elif loss == "cross-entropy":
-        T = rng.integers(0, outputs, size=samples)
-    elif loss == "bce":
-        T = rng.uniform(0, 1, size=(samples, outputs))
     else:
-        T = rng.standard_normal((samples, outputs))
+        T = random_targets(rng, loss, samples, outputs)
     return model, X, T, f"fuzzed layered model at a {source} point"
 
 
@@ -246,15 +236,7 @@ def careful_user(model: nn.Module, problem: LayeredProblem) -> dict[str, np.ndar
     net = copy.deepcopy(model).to(dtype).train()
     net.zero_grad()
     Y = net(torch.tensor(problem.X, dtype=dtype))
-    F = nn.functional
-    if problem.loss == "cross-entropy":
-        value = F.cross_entropy(Y, torch.tensor(problem.T))
-    elif problem.loss == "bce":
-        value = F.binary_cross_entropy_with_logits(Y, torch.tensor(problem.T, dtype=dtype))
-    else:
-        T = torch.tensor(problem.T, dtype=dtype)
-        value = F.mse_loss(Y, T, reduction="mean" if problem.loss == "mse" else "sum")
-    value.backward()
+    torch_loss(Y, problem.T, problem.loss).backward()
     return {n: p.grad.numpy().astype(np.float64) for n, p in net.named_parameters()}
 
 
